@@ -25,6 +25,12 @@ public struct Instant: Hashable, Comparable, Sendable, Codable, CustomStringConv
         return Instant(nanoseconds: overflow ? .max : sum)
     }
 
+    /// The instant `duration` earlier, saturating at the origin.
+    public static func - (lhs: Instant, rhs: Duration) -> Instant {
+        let delta = rhs.nanosecondsClamped
+        return Instant(nanoseconds: lhs.nanoseconds > delta ? lhs.nanoseconds - delta : 0)
+    }
+
     /// The time from `rhs` to `lhs`, or zero when `rhs` is later.
     public static func - (lhs: Instant, rhs: Instant) -> Duration {
         guard lhs > rhs else { return .zero }

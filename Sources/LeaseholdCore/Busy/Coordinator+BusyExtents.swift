@@ -1,0 +1,290 @@
+// MARK: - Busy extents
+//
+// Lifecycle of a busy block (as XFS's xfs_extent_busy.c tells its own): a block is cut
+// out of a file by a truncate, punch or delete. If nothing references it, it goes
+// straight back to free space. If a live pin or an unreleased fence references it, it
+// becomes *busy* (or, under the `quarantine` policy with a pin, *quarantined*: mapped
+// to a new quarantine inode) and is in neither free space nor any file, so the allocator
+// can never hand it out. Its holders live in `references`. When the last holder goes
+// away (unpin or pin expiry: after `releaseDelay`; a fence: once every target has
+// acknowledged it and its own `releaseDelay` has passed), the block gets `releaseAt`,
+// and at that instant it returns to free space and coalesces with its neighbours.
+// Overlapping holders that end at different times split a busy run, and each part goes
+// free on its own schedule. A kept quarantine inode holds its blocks until an admin
+// deletes it. Nothing frees a busy block early except an admin `forceRelease`, which is
+// evented. Busy and quarantined blocks survive restarts; their delays restart in full.
+
+extension Coordinator {
+    struct CutResult {
+        var freed: UInt64 = 0
+        var busy: UInt64 = 0
+        var quarantined: UInt64 = 0
+        var quarantineInode: InodeID?
+    }
+
+    /// Routes blocks cut out of a file: unreferenced ones to free space, referenced ones
+    /// to busy state, or, with a quarantine source, pinned ones to a new quarantine inode.
+    mutating func cutBlocks(_ removed: [MappedExtent], quarantine source: QuarantineSource?) -> CutResult {
+        var result = CutResult()
+        var quarantine: Inode?
+        for extent in removed {
+            for (range, holders) in self.holderPieces(extent.physicalRange) {
+                guard !holders.isEmpty else {
+                    self.free.free(range)
+                    result.freed += range.count
+                    continue
+                }
+                var marker: InodeID?
+                if let source, !holders.pins.isEmpty {
+                    if quarantine == nil {
+                        quarantine = Inode(id: InodeID(rawValue: self.nextID(\.lastInode)), kind: .quarantine(source))
+                    }
+                    quarantine!.map.insert(
+                        MappedExtent(
+                            fileBlock: extent.fileBlock + (range.start - extent.physicalBlock),
+                            physicalBlock: range.start,
+                            count: range.count,
+                            written: extent.written
+                        )
+                    )
+                    marker = quarantine!.id
+                    result.quarantined += range.count
+                    self.quarantinedBlocks += range.count
+                } else {
+                    result.busy += range.count
+                }
+                self.busy.insert(range, payload: BusyState(quarantine: marker, since: self.now))
+                for pinID in holders.pins {
+                    guard let session = self.pins[pinID]?.session else { continue }
+                    self.pins.modifyValue(forKey: pinID) { $0.busyBlocks += range.count }
+                    self.dirty.pins.insert(pinID)
+                    if let identity = self.sessions[session]?.identity {
+                        self.usage[identity, default: IdentityUsage()].busyBlocks += range.count
+                    }
+                }
+            }
+        }
+        if result.freed > 0 { self.step.spaceFreed = true }
+        if var quarantine {
+            quarantine.size = self.byteOffset(quarantine.map.endOfMapping)
+            self.inodes[quarantine.id] = quarantine
+            self.dirty.inodes.insert(quarantine.id)
+            result.quarantineInode = quarantine.id
+            if case .quarantine(let source) = quarantine.kind {
+                self.emit(.quarantineCreated(quarantine.id, source: source.inode))
+            }
+        }
+        return result
+    }
+
+    /// `range` split into pieces by their holders (empty where nothing holds it).
+    func holderPieces(_ range: BlockRange) -> [(BlockRange, HolderSet)] {
+        var pieces: [(BlockRange, HolderSet)] = []
+        var cursor = range.start
+        for segment in self.references.segments(overlapping: range) {
+            if segment.range.start > cursor { pieces.append((BlockRange(start: cursor, end: segment.range.start), HolderSet())) }
+            pieces.append((segment.range, segment.payload))
+            cursor = segment.range.end
+        }
+        if cursor < range.end { pieces.append((BlockRange(start: cursor, end: range.end), HolderSet())) }
+        return pieces
+    }
+
+    /// Drops `holder` from the blocks of `range`. Busy blocks left without any holder go
+    /// free after `delay`.
+    mutating func removeHolder(_ holder: Holder, from range: BlockRange, delay: Duration) {
+        var emptied: [BlockRange] = []
+        self.references.update(range) { piece, holders in
+            guard let holders else { return nil }
+            let remaining = holders.removing(holder)
+            if remaining.isEmpty {
+                emptied.append(piece)
+                return nil
+            }
+            return remaining
+        }
+        guard !emptied.isEmpty else { return }
+        let at = self.now + delay
+        var released: [BlockRange] = []
+        for piece in emptied {
+            self.busy.update(piece) { part, state in
+                guard var state else { return nil }
+                if state.releaseAt == nil {
+                    state.releaseAt = at
+                    released.append(part)
+                }
+                return state
+            }
+        }
+        if !released.isEmpty { self.scheduleRelease(released, at: at) }
+    }
+
+    mutating func scheduleRelease(_ ranges: [BlockRange], at instant: Instant) {
+        if let id = self.releaseAt[instant] {
+            self.releases[id]?.ranges.append(contentsOf: ranges)
+            return
+        }
+        self.lastRelease += 1
+        self.releases[self.lastRelease] = (instant, ranges)
+        self.releaseAt[instant] = self.lastRelease
+        self.timers.schedule(.release(self.lastRelease), at: instant)
+    }
+
+    /// A release delay ended: busy blocks whose `releaseAt` has come go free (kept
+    /// quarantine blocks stay until their inode is deleted).
+    mutating func releaseDue(_ id: UInt64) {
+        guard let (instant, ranges) = self.releases.removeValue(forKey: id) else { return }
+        self.releaseAt[instant] = nil
+        var emptiedQuarantines: Set<InodeID> = []
+        for range in ranges {
+            for segment in self.busy.segments(overlapping: range) {
+                guard let at = segment.payload.releaseAt, at <= self.now else { continue }
+                if let quarantine = segment.payload.quarantine {
+                    guard case .quarantine(let source)? = self.inodes[quarantine]?.kind, !source.keep else { continue }
+                    self.unmapQuarantine(quarantine, physical: segment.range)
+                    emptiedQuarantines.insert(quarantine)
+                }
+                self.freeBusy(segment.range)
+            }
+        }
+        for id in emptiedQuarantines where self.inodes[id]?.map.isEmpty == true {
+            self.removeInode(id)
+            self.emit(.quarantineDeleted(id))
+        }
+    }
+
+    /// Moves busy blocks to free space.
+    mutating func freeBusy(_ range: BlockRange) {
+        self.busy.remove(range)
+        self.free.free(range)
+        self.step.spaceFreed = true
+        self.emit(.busyReleased(range))
+    }
+
+    /// Unmaps the quarantine inode's file blocks that live at `physical`.
+    mutating func unmapQuarantine(_ id: InodeID, physical: BlockRange) {
+        guard let inode = self.inodes[id] else { return }
+        var fileRanges: [BlockRange] = []
+        for extent in inode.map.extents {
+            guard let overlap = extent.physicalRange.intersection(physical) else { continue }
+            fileRanges.append(BlockRange(start: extent.fileBlock + (overlap.start - extent.physicalBlock), count: overlap.count))
+        }
+        self.modifyInode(id) { inode in
+            for range in fileRanges { inode.map.remove(range) }
+        }
+        self.quarantinedBlocks -= fileRanges.totalCount
+    }
+
+    // MARK: Admin interventions
+
+    /// Frees busy blocks now, whatever holds them. Pins and fences holding them stop
+    /// referencing them. Logged as an event.
+    mutating func forceRelease(_ range: BlockRange, by identity: String) throws(LeaseholdError) -> Response {
+        guard !range.isEmpty, range.end <= self.geometry.blockCount else {
+            throw .invalidArgument("\(range) is not a non-empty block range inside the volume of \(self.geometry.blockCount) blocks")
+        }
+        let segments = self.busy.segments(overlapping: range).filter { $0.payload.quarantine == nil }
+        guard !segments.isEmpty else {
+            throw .notFound("no busy (non-quarantined) block in \(range); quarantined blocks are freed by deleting their inode")
+        }
+        var released: UInt64 = 0
+        for segment in segments {
+            for (_, holders) in self.holderPieces(segment.range) {
+                for holder in holders {
+                    switch holder {
+                    case .pin(let pinID): self.detachPin(pinID, from: segment.range)
+                    case .fence(let revision): self.detachFence(revision, from: segment.range)
+                    }
+                }
+            }
+            self.references.remove(segment.range)
+            self.freeBusy(segment.range)
+            released += segment.range.count
+        }
+        self.emit(.forceReleased(range, by: identity))
+        return .forceReleased(blocks: released)
+    }
+
+    /// The pin no longer references the physical blocks of `range`.
+    mutating func detachPin(_ id: PinID, from range: BlockRange) {
+        guard var pin = self.pins[id] else { return }
+        var kept: [PinnedExtent] = []
+        var removed: UInt64 = 0
+        for extent in pin.extents {
+            guard let overlap = extent.physicalRange.intersection(range) else {
+                kept.append(extent)
+                continue
+            }
+            removed += overlap.count
+            if extent.physicalBlock < overlap.start {
+                kept.append(PinnedExtent(fileBlock: extent.fileBlock, physicalBlock: extent.physicalBlock, count: overlap.start - extent.physicalBlock))
+            }
+            if overlap.end < extent.physicalRange.end {
+                let offset = overlap.end - extent.physicalBlock
+                kept.append(PinnedExtent(fileBlock: extent.fileBlock + offset, physicalBlock: overlap.end, count: extent.count - offset))
+            }
+        }
+        pin.extents = kept
+        let busyRemoved = Swift.min(removed, pin.busyBlocks)
+        pin.busyBlocks -= busyRemoved
+        self.pins[id] = pin
+        self.dirty.pins.insert(id)
+        if let identity = self.sessions[pin.session]?.identity {
+            self.usage[identity, default: IdentityUsage()].pinnedBlocks -= removed
+            self.usage[identity, default: IdentityUsage()].busyBlocks -= busyRemoved
+        }
+    }
+
+    /// The fence no longer covers the physical blocks of `range`.
+    mutating func detachFence(_ revision: FenceRevision, from range: BlockRange) {
+        guard var fence = self.fences[revision] else { return }
+        fence.blocks = fence.blocks.flatMap { block -> [BlockRange] in
+            guard block.overlaps(range) else { return [block] }
+            var pieces: [BlockRange] = []
+            if block.start < range.start { pieces.append(BlockRange(start: block.start, end: range.start)) }
+            if range.end < block.end { pieces.append(BlockRange(start: range.end, end: block.end)) }
+            return pieces
+        }
+        self.fences[revision] = fence
+        self.dirty.fences.insert(revision)
+    }
+
+    /// Deletes a quarantine inode: its blocks become plain busy blocks and follow the
+    /// busy release rule (free now if nothing held them for `releaseDelay` already).
+    mutating func deleteQuarantineInode(_ id: InodeID) throws(LeaseholdError) -> Response {
+        guard let inode = self.inodes[id] else {
+            throw .notFound("inode \(id) does not exist")
+        }
+        guard inode.isQuarantine else {
+            throw .invalidArgument("inode \(id) is not a quarantine inode; use deleteInode")
+        }
+        let extents = inode.map.extents
+        self.removeInode(id)
+        var blocks: UInt64 = 0
+        for extent in extents {
+            blocks += extent.count
+            self.busy.update(extent.physicalRange) { _, state in
+                guard var state else { return nil }
+                state.quarantine = nil
+                return state
+            }
+        }
+        self.quarantinedBlocks -= blocks
+        for extent in extents {
+            for segment in self.busy.segments(overlapping: extent.physicalRange) {
+                if let at = segment.payload.releaseAt, at <= self.now { self.freeBusy(segment.range) }
+            }
+        }
+        self.emit(.quarantineDeleted(id))
+        return .quarantineDeleted(id, blocks: blocks)
+    }
+
+    mutating func setPinSetting(_ setting: PinSetting) -> Response {
+        if self.volume.pinSetting != setting {
+            self.volume.pinSetting = setting
+            self.dirty.volume = true
+            self.emit(.pinSettingChanged(setting))
+        }
+        return .pinSettingChanged(setting)
+    }
+}

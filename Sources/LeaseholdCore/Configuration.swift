@@ -1,0 +1,44 @@
+/// Settings of a Coordinator; the defaults are those of SEMANTICS.md.
+public struct CoordinatorConfiguration: Hashable, Sendable {
+    public var geometry: VolumeGeometry = .default
+    public var defaultTTL: Duration = .seconds(10)
+    public var minimumTTL: Duration = .seconds(1)
+    public var maximumTTL: Duration = .seconds(300)
+    public var defaultSlots: Int = 64
+    public var maximumSlots: Int = 1_024
+    /// Longest own expiry of a short-term pin.
+    public var maxShortTermPin: Duration = .seconds(30)
+    /// Time a holder has to answer a recall (once more if it prolongs).
+    public var recallTimeout: Duration = .seconds(10)
+    /// Time after the last holder of a busy block went away before it is free again.
+    public var releaseDelay: Duration = .seconds(5)
+    /// Cap of every wait.
+    public var maxWait: Duration = .seconds(60)
+    /// Unacknowledged pushes kept per session; older ones are dropped beyond this.
+    public var maxPushBacklog: Int = 4_096
+    /// Admin events kept for `readEvents`.
+    public var eventHistory: Int = 10_000
+    /// Evicted sessions remembered to answer `fenced`/`sessionExpired` precisely.
+    public var evictionMemory: Int = 65_536
+    /// Most entries a listing returns in one page.
+    public var maxPageSize: Int = 10_000
+    /// Longest session name.
+    public var maxNameLength: Int = 256
+    /// Most byte ranges in one pin, layoutGet, layoutReturn or layoutCommit.
+    public var maxRangesPerRequest: Int = 1_024
+    public var quotas = Quotas()
+
+    public init() {}
+}
+
+/// Per-identity limits; `nil` is unlimited. Exceeding one is `resourceExhausted`
+/// naming it.
+public struct Quotas: Hashable, Sendable {
+    public var sessionsPerIdentity: Int? = 100_000
+    public var pinsPerIdentity: Int? = 10_000_000
+    public var pinnedBlocksPerIdentity: UInt64?
+    /// Busy (or quarantined) blocks held by the identity's live pins.
+    public var busyBlocksPerIdentity: UInt64?
+
+    public init() {}
+}

@@ -1,0 +1,73 @@
+// MARK: - Change sets
+
+extension Coordinator {
+    /// Changes `inode` in place and marks its row (and extent map) for persistence.
+    @discardableResult
+    mutating func modifyInode<R, E: Error>(_ id: InodeID, _ body: (inout Inode) throws(E) -> R) throws(E) -> R {
+        self.dirty.inodes.insert(id)
+        var result: Result<R, E>?
+        self.inodes.modifyValue(forKey: id) { inode in
+            do throws(E) {
+                result = .success(try body(&inode))
+            } catch {
+                result = .failure(error)
+            }
+        }
+        guard let result else { preconditionFailure("modifyInode of missing inode \(id)") }
+        return try result.get()
+    }
+
+    /// Removes an inode and every row of its extent map: the rows on disk are the
+    /// current runs plus any the step already changed, so all of them are deleted.
+    mutating func removeInode(_ id: InodeID) {
+        guard var inode = self.inodes.removeValue(forKey: id) else { return }
+        let starts = Array(inode.map.drainChanges().keys) + inode.map.extents.map(\.fileBlock)
+        for start in starts {
+            self.dirty.removedExtents.updateValue(nil, forKey: ExtentKey(inode: id, fileBlock: start))
+        }
+        self.dirty.inodes.insert(id)
+    }
+
+    /// Collects the rows changed by the current step and resets the records.
+    mutating func drainChanges() -> ChangeSet {
+        var changes = ChangeSet()
+        if self.dirty.volume { changes.volume = self.volume }
+        if self.dirty.counters { changes.counters = self.counters }
+        changes.extents = self.dirty.removedExtents
+        for id in self.dirty.inodes {
+            guard let inode = self.inodes[id] else {
+                changes.inodes.updateValue(nil, forKey: id)
+                continue
+            }
+            changes.inodes.updateValue(inode.record, forKey: id)
+            guard inode.map.hasChanges else { continue }
+            let extentChanges = self.inodes.modifyValue(forKey: id) { $0.map.drainChanges() } ?? [:]
+            for (fileBlock, extent) in extentChanges {
+                changes.extents.updateValue(extent, forKey: ExtentKey(inode: id, fileBlock: fileBlock))
+            }
+        }
+        changes.freeExtents = self.free.drainChanges()
+        for (start, run) in self.busy.drainChanges() {
+            changes.busy.updateValue(run.map { BusyRecord(count: $0.count, quarantine: $0.payload.quarantine) }, forKey: start)
+        }
+        for id in self.dirty.sessions {
+            changes.sessions.updateValue(self.sessions[id]?.record, forKey: id)
+        }
+        for key in self.dirty.slots {
+            if let session = self.sessions[key.session], Int(key.slot) < session.slots.count,
+                let reply = session.slots[Int(key.slot)].reply
+            {
+                changes.slots.updateValue(SlotRecord(sequence: session.slots[Int(key.slot)].sequence, reply: reply), forKey: key)
+            } else if self.sessions[key.session] == nil {
+                changes.slots.updateValue(nil, forKey: key)
+            }
+        }
+        for id in self.dirty.pins { changes.pins.updateValue(self.pins[id]?.record, forKey: id) }
+        for id in self.dirty.layouts { changes.layouts.updateValue(self.layouts[id]?.record, forKey: id) }
+        for id in self.dirty.recalls { changes.recalls.updateValue(self.recalls[id]?.record, forKey: id) }
+        for revision in self.dirty.fences { changes.fences.updateValue(self.fences[revision], forKey: revision) }
+        for name in self.dirty.targets { changes.targets.updateValue(self.targets[name], forKey: name) }
+        self.dirty = DirtyRecords()
+        return changes
+    }
+}

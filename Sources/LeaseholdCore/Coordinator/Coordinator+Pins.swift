@@ -1,0 +1,217 @@
+// MARK: - Pins
+//
+// A pin references the physical blocks mapped in its ranges when it is granted; the
+// reference lives in `references` (physical block -> holders) until the pin ends.
+// A pin never waits on anything it holds: unpin is immediate.
+
+extension Coordinator {
+    mutating func pin(_ request: PinRequest, caller: Caller, session: SessionID, tag: SlotTag) -> Decision {
+        let key = SlotKey(session: session, slot: tag.slot)
+        do throws(LeaseholdError) {
+            let blocks = try self.validatePin(request, caller: caller)
+            let breaking = self.breaks(on: request.inode, overlapping: blocks)
+            if !breaking.isEmpty {
+                let inode = request.inode
+                guard let wait = request.wait else {
+                    throw .rangeBreaking("inode \(inode) has a mapping change in progress over the pinned range; retry")
+                }
+                if breaking.contains(where: { $0.waitingOnSessions.contains(session) }) {
+                    throw .rangeBreaking(
+                        "inode \(inode): the mapping change over this range waits for pins of this session; unpin them or retry (waiting would deadlock)"
+                    )
+                }
+                self.pinWaits[key] = PinWait(key: key, tag: tag, request: request, caller: caller)
+                self.inodePinWaits[inode, default: []].append(key)
+                self.timers.schedule(.wait(key), at: self.now + Swift.min(wait, self.configuration.maxWait))
+                return .pending
+            }
+            let inode = self.inodes[request.inode]!
+            if let hole = blocks.lazy.flatMap({ inode.map.holes(in: $0) }).first {
+                guard request.allocate else {
+                    throw .notMapped(inode: request.inode, holeOffset: self.byteOffset(hole.start))
+                }
+                let span = BlockRange(start: blocks.first!.start, end: blocks.last!.end)
+                return self.startAllocationForPin(request, span: span, session: session, tag: tag)
+            }
+            return .reply(.success(.pinned(self.grantPin(request, blocks: blocks, session: session, allocation: nil))))
+        } catch {
+            return .reply(.failure(error))
+        }
+    }
+
+    /// Checks everything about a pin request that does not depend on breaks or holes.
+    /// - Returns: the outward block ranges, coalesced.
+    func validatePin(_ request: PinRequest, caller: Caller) throws(LeaseholdError) -> [BlockRange] {
+        let inode = try self.regularInode(request.inode)
+        switch (self.pinSetting, request.kind) {
+        case (.deny, _):
+            throw .permissionDenied("pins are disabled on this volume (pin setting 'deny')")
+        case (.shortTermOnly, .longTerm):
+            throw .permissionDenied("this volume allows only short-term pins (pin setting 'shortTermOnly')")
+        default:
+            break
+        }
+        if case .shortTerm(let ttl) = request.kind {
+            guard ttl > .zero, ttl <= self.configuration.maxShortTermPin else {
+                throw .invalidArgument("a short-term pin needs an expiry above 0 and at most \(self.configuration.maxShortTermPin); got \(ttl)")
+            }
+        }
+        if let wait = request.wait, wait <= .zero {
+            throw .invalidArgument("a pin wait must be above 0; got \(wait)")
+        }
+        let blocks = try self.outwardRanges(request.ranges)
+        let quotas = self.configuration.quotas
+        let used = self.usage[caller.identity, default: IdentityUsage()]
+        if let limit = quotas.pinsPerIdentity, used.pins >= limit {
+            throw .resourceExhausted(limit: "pinsPerIdentity", message: "'\(caller.identity)' holds \(used.pins) pins, its quota")
+        }
+        if let limit = quotas.pinnedBlocksPerIdentity {
+            let wanted = request.allocate ? blocks.totalCount : blocks.reduce(0) { $0 + inode.map.mappedCount(in: $1) }
+            if used.pinnedBlocks + wanted > limit {
+                throw .resourceExhausted(
+                    limit: "pinnedBlocksPerIdentity",
+                    message: "'\(caller.identity)' pins \(used.pinnedBlocks) blocks; \(wanted) more would pass its quota of \(limit)"
+                )
+            }
+        }
+        if let limit = quotas.busyBlocksPerIdentity, used.busyBlocks >= limit {
+            throw .resourceExhausted(
+                limit: "busyBlocksPerIdentity",
+                message: "'\(caller.identity)' holds \(used.busyBlocks) busy blocks, its quota; unpin to free them"
+            )
+        }
+        return blocks
+    }
+
+    /// Grants a pin over mapped ranges (no hole, no break).
+    mutating func grantPin(_ request: PinRequest, blocks: [BlockRange], session: SessionID, allocation: Allocation?) -> PinGrant {
+        let inode = self.inodes[request.inode]!
+        var extents: [PinnedExtent] = []
+        for range in blocks {
+            inode.map.forEachExtent(in: range) {
+                extents.append(PinnedExtent(fileBlock: $0.fileBlock, physicalBlock: $0.physicalBlock, count: $0.count))
+            }
+        }
+        let id = PinID(rawValue: self.nextID(\.lastPin))
+        let token = self.nextToken(for: session)
+        let pin = Pin(
+            id: id,
+            session: session,
+            inode: request.inode,
+            ranges: request.ranges,
+            kind: request.kind,
+            token: token,
+            extents: extents,
+            busyBlocks: 0
+        )
+        self.pins[id] = pin
+        self.dirty.pins.insert(id)
+        self.sessionPins[Pair(session, id)] = true
+        for extent in extents {
+            self.references.update(extent.physicalRange) { _, holders in (holders ?? HolderSet()).inserting(.pin(id)) }
+        }
+        let identity = self.sessions[session]!.identity
+        self.usage[identity, default: IdentityUsage()].pins += 1
+        self.usage[identity, default: IdentityUsage()].pinnedBlocks += pin.blockCount
+        var expiresIn: Duration?
+        if case .shortTerm(let ttl) = request.kind {
+            self.timers.schedule(.pin(id), at: self.now + ttl)
+            expiresIn = ttl
+        }
+        self.emit(.pinGranted(id, session: session, inode: request.inode, blocks: pin.blockCount))
+        return PinGrant(pin: id, token: token, extents: extents, expiresIn: expiresIn, allocation: allocation)
+    }
+
+    mutating func unpin(_ id: PinID, session: SessionID) throws(LeaseholdError) -> Response {
+        guard let pin = self.pins[id] else {
+            throw .notFound("pin \(id) does not exist (already unpinned, expired or revoked)")
+        }
+        guard pin.session == session else {
+            throw .permissionDenied("pin \(id) belongs to session \(pin.session)")
+        }
+        self.removePin(id, reason: .unpinned)
+        return .unpinned(id)
+    }
+
+    mutating func pinExpired(_ id: PinID) {
+        self.removePin(id, reason: .expired)
+    }
+
+    /// Ends a pin: drops its block references (busy blocks it alone held start their
+    /// release delay), answers its recall, and wakes breaks waiting for it.
+    mutating func removePin(_ id: PinID, reason: PinReleaseReason) {
+        guard let pin = self.pins.removeValue(forKey: id) else { return }
+        self.dirty.pins.insert(id)
+        self.sessionPins.removeValue(forKey: Pair(pin.session, id))
+        self.timers.cancel(.pin(id))
+        if let identity = self.sessions[pin.session]?.identity {
+            self.usage[identity, default: IdentityUsage()].pins -= 1
+            self.usage[identity, default: IdentityUsage()].pinnedBlocks -= pin.blockCount
+            self.usage[identity, default: IdentityUsage()].busyBlocks -= pin.busyBlocks
+        }
+        if let recall = self.pinRecalls[id] {
+            self.resolveRecall(recall, answered: reason != .evicted)
+        }
+        for extent in pin.extents {
+            self.removeHolder(.pin(id), from: extent.physicalRange, delay: self.configuration.releaseDelay)
+        }
+        self.emit(.pinReleased(id, reason: reason))
+        self.poke(pin.inode)
+    }
+
+    /// Pins holding references to physical blocks of `range`.
+    func pinsReferencing(_ range: BlockRange) -> Set<PinID> {
+        var result: Set<PinID> = []
+        self.references.forEachSegment(overlapping: range) { result.formUnion($0.payload.pins) }
+        return result
+    }
+
+    /// Pins that conflict with a mapping change of `range` on `inode`: those referencing
+    /// blocks still mapped there.
+    func conflictingPins(inode: InodeID, range: BlockRange) -> [PinID] {
+        guard let map = self.inodes[inode]?.map else { return [] }
+        var result: Set<PinID> = []
+        map.forEachExtent(in: range) { result.formUnion(self.pinsReferencing($0.physicalRange)) }
+        return result.sorted()
+    }
+
+    // MARK: Waiting pins
+
+    mutating func endPinWait(_ key: SlotKey) {
+        guard let wait = self.pinWaits.removeValue(forKey: key) else { return }
+        self.inodePinWaits[wait.request.inode]?.removeAll { $0 == key }
+        if self.inodePinWaits[wait.request.inode]?.isEmpty == true { self.inodePinWaits[wait.request.inode] = nil }
+        self.timers.cancel(.wait(key))
+    }
+
+    /// Lets waiting pins of `inode` go on, first come first served, once no break
+    /// overlaps their ranges.
+    mutating func retryPinWaits(on inode: InodeID) {
+        for key in self.inodePinWaits[inode] ?? [] {
+            guard let wait = self.pinWaits[key] else { continue }
+            let blocks = (try? self.outwardRanges(wait.request.ranges)) ?? []
+            guard self.breaks(on: inode, overlapping: blocks).isEmpty else { continue }
+            self.endPinWait(key)
+            var request = wait.request
+            request.wait = nil
+            let decision = self.pin(request, caller: wait.caller, session: key.session, tag: wait.tag)
+            if case .reply(let reply) = decision {
+                self.complete(key, tag: wait.tag, with: reply)
+            }
+        }
+    }
+
+    /// Fails at once the waiting pins that a `wait` break now waits for (the kernel's
+    /// GUP A/B deadlock): their session's own pins hold the break up.
+    mutating func failDeadlockedPinWaits(on inode: InodeID, sessions: Set<SessionID>, range: BlockRange) {
+        for key in self.inodePinWaits[inode] ?? [] where sessions.contains(key.session) {
+            guard let wait = self.pinWaits[key] else { continue }
+            let blocks = (try? self.outwardRanges(wait.request.ranges)) ?? []
+            guard blocks.anyOverlaps(range) else { continue }
+            self.endPinWait(key)
+            self.complete(key, tag: wait.tag, with: .failure(.rangeBreaking(
+                "inode \(inode): the mapping change over this range waits for pins of this session; unpin them or retry (waiting would deadlock)"
+            )))
+        }
+    }
+}

@@ -1,0 +1,65 @@
+/// What the Coordinator decided about one request.
+public enum Decision: Hashable, Sendable {
+    /// Reply now (after the step's change set is durable).
+    case reply(Reply)
+    /// The request waits inside the Coordinator; a later step completes it (see
+    /// ``Effects/completions``).
+    case pending
+}
+
+/// A waiting request that a step completed.
+public struct Completion: Hashable, Sendable {
+    public var session: SessionID
+    public var tag: SlotTag
+    public var reply: Reply
+
+    public init(session: SessionID, tag: SlotTag, reply: Reply) {
+        self.session = session
+        self.tag = tag
+        self.reply = reply
+    }
+}
+
+/// Everything a step asks the edges to do, as plain values.
+///
+/// Order of release: `recalls` go out at once (they are advisory). Everything else goes
+/// out only after `changes` is durable: the reply, `completions`, `pushes`, `fences` and
+/// `events`.
+public struct Effects: Hashable, Sendable {
+    /// Rows to persist before anything but recalls is released.
+    public var changes = ChangeSet()
+    /// layoutRecall and pinRecall pushes: send immediately.
+    public var recalls: [SessionPush] = []
+    /// Other pushes (fenced, sessionExpiring): send after commit.
+    public var pushes: [SessionPush] = []
+    /// Waiting requests this step resolved: reply after commit.
+    public var completions: [Completion] = []
+    /// New fence feed entries: send to every connected storage target after commit.
+    public var fences: [Fence] = []
+    /// Admin events: send to watchers after commit.
+    public var events: [Event] = []
+    /// Sessions that ended (closed or evicted): the edge drops their connections' binding.
+    public var endedSessions: [SessionID] = []
+    /// When `tick` must run next, if anything is scheduled.
+    public var nextDeadline: Instant?
+
+    public init() {}
+}
+
+/// The result of one `handle` or `tick`.
+public struct Output: Hashable, Sendable {
+    /// `nil` for `tick`.
+    public var decision: Decision?
+    public var effects: Effects
+
+    public init(decision: Decision?, effects: Effects) {
+        self.decision = decision
+        self.effects = effects
+    }
+
+    /// The immediate reply, if the decision was one.
+    public var reply: Reply? {
+        if case .reply(let reply) = self.decision { return reply }
+        return nil
+    }
+}

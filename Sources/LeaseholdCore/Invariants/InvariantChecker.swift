@@ -1,0 +1,410 @@
+/// Checks the six invariants of SEMANTICS.md on any Coordinator state and returns every
+/// violation found, not just the first.
+///
+/// It recomputes everything from the primary structures instead of trusting the
+/// counters and indexes the Coordinator maintains, so that it can catch their bugs too.
+/// Tests run it after every step of the simulation; the admin `check` runs it live.
+public enum InvariantChecker {
+    /// What must never go backwards, remembered from an earlier state (invariant 5).
+    public struct Watermarks: Sendable, Equatable {
+        var counters: Counters
+        var epoch: UInt64
+        var generations: [InodeID: UInt64]
+        var lastPush: [SessionID: UInt64]
+        var seqids: [LayoutID: UInt32]
+        var acknowledged: [String: FenceRevision]
+        var lastEventSeen: EventRevision
+    }
+
+    /// Every violation in `coordinator`.
+    public static func check(_ coordinator: Coordinator) -> [InvariantViolation] {
+        self.check(coordinator, since: nil).violations
+    }
+
+    /// Every violation in `coordinator`, including values that went backwards since
+    /// `previous`; and the watermarks to pass to the next check.
+    public static func check(_ coordinator: Coordinator, since previous: Watermarks?) -> (
+        violations: [InvariantViolation], watermarks: Watermarks
+    ) {
+        var report = Report()
+        self.checkConservation(coordinator, &report)
+        self.checkPinSafety(coordinator, &report)
+        self.checkBusyHeld(coordinator, &report)
+        self.checkCommittedChanges(coordinator, &report)
+        let watermarks = self.checkMonotonic(coordinator, since: previous, &report)
+        self.checkWellFormed(coordinator, &report)
+        return (report.violations, watermarks)
+    }
+
+    struct Report {
+        var violations: [InvariantViolation] = []
+
+        mutating func add(_ invariant: Int, _ message: String) {
+            self.violations.append(InvariantViolation(invariant: invariant, message: message))
+        }
+    }
+
+    // MARK: 1. Conservation
+
+    static func checkConservation(_ c: Coordinator, _ report: inout Report) {
+        enum Owner: CustomStringConvertible {
+            case free
+            case mapped(InodeID)
+            case busy
+            case quarantined(InodeID)
+
+            var description: String {
+                switch self {
+                case .free: "free"
+                case .mapped(let inode): "mapped in inode \(inode)"
+                case .busy: "busy"
+                case .quarantined(let inode): "quarantined in inode \(inode)"
+                }
+            }
+        }
+        var claims: [(range: BlockRange, owner: Owner)] = []
+        for extent in c.free.extents { claims.append((extent, .free)) }
+        for (id, inode) in c.inodes where !inode.isQuarantine {
+            for extent in inode.map.extents { claims.append((extent.physicalRange, .mapped(id))) }
+        }
+        var quarantinedByInode: [InodeID: UInt64] = [:]
+        for segment in c.busy.allSegments {
+            if let inode = segment.payload.quarantine {
+                claims.append((segment.range, .quarantined(inode)))
+                quarantinedByInode[inode, default: 0] += segment.range.count
+            } else {
+                claims.append((segment.range, .busy))
+            }
+        }
+        claims.sort { $0.range.start < $1.range.start }
+        var cursor: UInt64 = 0
+        var previous: (range: BlockRange, owner: Owner)?
+        for claim in claims {
+            if claim.range.start > cursor {
+                report.add(1, "blocks [\(cursor), \(claim.range.start)) are in none of free, mapped, busy, quarantined (lost)")
+            }
+            if let previous, claim.range.start < previous.range.end {
+                report.add(1, "blocks \(claim.range.intersection(previous.range) ?? claim.range) are both \(previous.owner) and \(claim.owner)")
+            }
+            if claim.range.end > c.geometry.blockCount {
+                report.add(1, "blocks \(claim.range) (\(claim.owner)) reach beyond the volume's \(c.geometry.blockCount) blocks")
+            }
+            cursor = Swift.max(cursor, claim.range.end)
+            if previous == nil || claim.range.end > previous!.range.end { previous = claim }
+        }
+        if cursor < c.geometry.blockCount {
+            report.add(1, "blocks [\(cursor), \(c.geometry.blockCount)) are in none of free, mapped, busy, quarantined (lost)")
+        }
+
+        // Quarantined blocks: the quarantine inode maps exactly the busy runs marked with it.
+        for (id, inode) in c.inodes where inode.isQuarantine {
+            var mapped: UInt64 = 0
+            for extent in inode.map.extents {
+                mapped += extent.count
+                var covered: UInt64 = 0
+                c.busy.forEachSegment(overlapping: extent.physicalRange) { segment in
+                    if segment.payload.quarantine == id { covered += segment.range.count }
+                }
+                if covered != extent.count {
+                    report.add(1, "quarantine inode \(id) maps \(extent.physicalRange) but only \(covered) of those blocks are quarantined to it")
+                }
+            }
+            if mapped != quarantinedByInode[id, default: 0] {
+                report.add(1, "quarantine inode \(id) maps \(mapped) blocks but \(quarantinedByInode[id, default: 0]) are quarantined to it")
+            }
+        }
+        for (id, _) in quarantinedByInode where c.inodes[id]?.isQuarantine != true {
+            report.add(1, "busy blocks are quarantined to inode \(id), which is not a quarantine inode")
+        }
+        let quarantined = quarantinedByInode.values.reduce(0, +)
+        if quarantined != c.quarantinedBlocks {
+            report.add(1, "quarantined block count is \(c.quarantinedBlocks) but \(quarantined) blocks are quarantined")
+        }
+    }
+
+    // MARK: 2. Pin safety
+
+    static func checkPinSafety(_ c: Coordinator, _ report: inout Report) {
+        var referencedByPin: [PinID: UInt64] = [:]
+        var fencesReferenced: Set<FenceRevision> = []
+        for segment in c.references.allSegments {
+            for holder in segment.payload {
+                switch holder {
+                case .pin(let id): referencedByPin[id, default: 0] += segment.range.count
+                case .fence(let revision): fencesReferenced.insert(revision)
+                }
+            }
+        }
+        for (id, pin) in c.pins {
+            let inode = c.inodes[pin.inode]
+            for extent in pin.extents {
+                if c.free.freeCount(in: extent.physicalRange) > 0 {
+                    report.add(2, "pin \(id) references blocks of \(extent.physicalRange) that are free")
+                }
+                // Each block: still mapped where pinned, or busy/quarantined.
+                var stillMapped: UInt64 = 0
+                inode?.map.forEachExtent(in: extent.fileRange) { mapped in
+                    let expected = extent.physicalBlock + (mapped.fileBlock - extent.fileBlock)
+                    if mapped.physicalBlock == expected { stillMapped += mapped.count }
+                }
+                let busy = c.busy.coveredCount(in: extent.physicalRange)
+                if stillMapped + busy != extent.count {
+                    report.add(
+                        2,
+                        "pin \(id) references \(extent.physicalRange): \(stillMapped) blocks still mapped where pinned and \(busy) busy, of \(extent.count)"
+                    )
+                }
+                var held: UInt64 = 0
+                c.references.forEachSegment(overlapping: extent.physicalRange) { segment in
+                    if segment.payload.contains(.pin(id)) { held += segment.range.count }
+                }
+                if held != extent.count {
+                    report.add(2, "pin \(id) references \(extent.physicalRange) but the reference index holds \(held) of those blocks for it")
+                }
+            }
+            if referencedByPin[id, default: 0] != pin.blockCount {
+                report.add(2, "pin \(id) references \(pin.blockCount) blocks but the reference index holds \(referencedByPin[id, default: 0])")
+            }
+            if c.sessions[pin.session] == nil {
+                report.add(2, "pin \(id) belongs to session \(pin.session), which is not live")
+            }
+        }
+        for (id, _) in referencedByPin where c.pins[id] == nil {
+            report.add(2, "the reference index holds blocks for pin \(id), which does not exist")
+        }
+        for revision in fencesReferenced where c.fences[revision] == nil {
+            report.add(3, "the reference index holds blocks for fence \(revision), which is not in the feed")
+        }
+    }
+
+    // MARK: 3. Busy blocks are held
+
+    static func checkBusyHeld(_ c: Coordinator, _ report: inout Report) {
+        for segment in c.busy.allSegments {
+            var kept = false
+            if let quarantine = segment.payload.quarantine, case .quarantine(let source)? = c.inodes[quarantine]?.kind {
+                kept = source.keep
+            }
+            var cursor = segment.range.start
+            var pieces: [(BlockRange, HolderSet)] = []
+            c.references.forEachSegment(overlapping: segment.range) { reference in
+                if reference.range.start > cursor { pieces.append((BlockRange(start: cursor, end: reference.range.start), HolderSet())) }
+                pieces.append((reference.range, reference.payload))
+                cursor = reference.range.end
+            }
+            if cursor < segment.range.end { pieces.append((BlockRange(start: cursor, end: segment.range.end), HolderSet())) }
+            for (range, holders) in pieces {
+                if holders.isEmpty {
+                    if kept { continue }
+                    guard let at = segment.payload.releaseAt else {
+                        report.add(3, "busy blocks \(range) have no holder and no release time")
+                        continue
+                    }
+                    if at <= c.now {
+                        report.add(3, "busy blocks \(range) have no holder and their release delay ended at \(at)")
+                    }
+                    continue
+                }
+                if segment.payload.releaseAt != nil {
+                    report.add(3, "busy blocks \(range) are held by \(holders.holders) but already scheduled for release")
+                }
+                for revision in holders.fences {
+                    if let resolved = c.fenceResolvedAt[revision], resolved + c.configuration.releaseDelay <= c.now {
+                        report.add(3, "busy blocks \(range) are held by fence \(revision), whose release delay ended")
+                    }
+                }
+            }
+        }
+        for (revision, resolvedAt) in c.fenceResolvedAt where c.fences[revision] != nil {
+            let stillWaiting = c.targets.contains { $0.value.acknowledged < revision }
+            if stillWaiting {
+                report.add(3, "fence \(revision) is treated as resolved at \(resolvedAt) but a registered target has not acknowledged it")
+            }
+        }
+    }
+
+    // MARK: 4. After a mapping change commits
+
+    static func checkCommittedChanges(_ c: Coordinator, _ report: inout Report) {
+        for change in c.step.commits {
+            for (_, layout) in c.layouts where layout.inode == change.inode && layout.session != change.session {
+                if layout.overlaps(change.range) {
+                    report.add(4, "after a mapping change of inode \(change.inode) over \(change.range), session \(layout.session) still holds layout \(layout.id) over it")
+                }
+            }
+            let pinsSurvive: Bool
+            switch change.policy {
+            case .busy, .quarantine: pinsSurvive = true
+            case .wait, .fail: pinsSurvive = false
+            }
+            for range in change.cut {
+                c.references.forEachSegment(overlapping: range) { segment in
+                    let pins = segment.payload.pins
+                    if !pinsSurvive && !pins.isEmpty {
+                        report.add(4, "after a \(change.policy) mapping change, pins \(pins) still reference cut blocks \(segment.range)")
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: 5. Nothing repeats or goes backwards
+
+    static func checkMonotonic(_ c: Coordinator, since previous: Watermarks?, _ report: inout Report) -> Watermarks {
+        let counters = c.counters
+        func below(_ id: UInt64, _ last: UInt64, _ what: String) {
+            if id == 0 || id > last { report.add(5, "\(what) \(id) is outside the ids handed out (1...\(last))") }
+        }
+        for (id, _) in c.inodes { below(id.rawValue, counters.lastInode, "inode") }
+        for (id, _) in c.sessions { below(id.rawValue, counters.lastSession, "session") }
+        for (id, _) in c.pins { below(id.rawValue, counters.lastPin, "pin") }
+        for (id, _) in c.layouts { below(id.rawValue, counters.lastLayout, "layout") }
+        for (id, _) in c.recalls { below(id.rawValue, counters.lastRecall, "recall") }
+        for (revision, _) in c.fences { below(revision.rawValue, counters.lastFence, "fence revision") }
+
+        var tokens: [FencingToken: String] = [:]
+        func token(_ token: FencingToken, _ owner: String, session: SessionID) {
+            below(token.rawValue, counters.lastToken, "fencing token of \(owner)")
+            if let other = tokens.updateValue(owner, forKey: token) {
+                report.add(5, "fencing token \(token) was handed to both \(other) and \(owner)")
+            }
+            if let maximum = c.sessions[session]?.maxToken, token > maximum {
+                report.add(5, "fencing token \(token) of \(owner) is above its session's highest token \(maximum)")
+            }
+        }
+        for (id, pin) in c.pins { token(pin.token, "pin \(id)", session: pin.session) }
+        for (id, layout) in c.layouts { token(layout.token, "layout \(id)", session: layout.session) }
+
+        var previousEvent = EventRevision(rawValue: 0)
+        for event in c.eventLog {
+            if event.revision <= previousEvent { report.add(5, "event revision \(event.revision) follows \(previousEvent)") }
+            previousEvent = event.revision
+        }
+        if previousEvent.rawValue > counters.lastEvent {
+            report.add(5, "event revision \(previousEvent) is above the counter \(counters.lastEvent)")
+        }
+        for (id, session) in c.sessions {
+            var last: UInt64 = 0
+            for push in session.outbox {
+                if push.number <= last || push.number > session.lastPush {
+                    report.add(5, "session \(id) has push \(push.number) out of order (last push \(session.lastPush))")
+                }
+                last = push.number
+            }
+        }
+        for (name, target) in c.targets where target.acknowledged.rawValue > counters.lastFence {
+            report.add(5, "target '\(name)' acknowledged fence \(target.acknowledged), which was never issued")
+        }
+
+        let watermarks = Watermarks(
+            counters: counters,
+            epoch: c.epoch,
+            generations: Dictionary(uniqueKeysWithValues: c.inodes.map { ($0.key, $0.value.generation) }),
+            lastPush: Dictionary(uniqueKeysWithValues: c.sessions.map { ($0.key, $0.value.lastPush) }),
+            seqids: Dictionary(uniqueKeysWithValues: c.layouts.map { ($0.key, $0.value.seqid) }),
+            acknowledged: Dictionary(uniqueKeysWithValues: c.targets.map { ($0.key, $0.value.acknowledged) }),
+            lastEventSeen: EventRevision(rawValue: counters.lastEvent)
+        )
+        guard let previous else { return watermarks }
+        let pairs: [(String, UInt64, UInt64)] = [
+            ("inode", previous.counters.lastInode, counters.lastInode),
+            ("session", previous.counters.lastSession, counters.lastSession),
+            ("pin", previous.counters.lastPin, counters.lastPin),
+            ("layout", previous.counters.lastLayout, counters.lastLayout),
+            ("recall", previous.counters.lastRecall, counters.lastRecall),
+            ("fencing token", previous.counters.lastToken, counters.lastToken),
+            ("fence revision", previous.counters.lastFence, counters.lastFence),
+            ("event revision", previous.counters.lastEvent, counters.lastEvent),
+            ("epoch", previous.epoch, c.epoch),
+        ]
+        for (name, before, after) in pairs where after < before {
+            report.add(5, "\(name) counter went back from \(before) to \(after)")
+        }
+        for (id, generation) in watermarks.generations {
+            if let before = previous.generations[id], generation < before {
+                report.add(5, "inode \(id) generation went back from \(before) to \(generation)")
+            } else if previous.generations[id] == nil && id.rawValue <= previous.counters.lastInode {
+                report.add(5, "inode \(id) appeared with an id handed out before")
+            }
+        }
+        for (id, last) in watermarks.lastPush {
+            if let before = previous.lastPush[id], last < before {
+                report.add(5, "session \(id) push number went back from \(before) to \(last)")
+            } else if previous.lastPush[id] == nil && id.rawValue <= previous.counters.lastSession {
+                report.add(5, "session \(id) appeared with an id handed out before")
+            }
+        }
+        for (id, seqid) in watermarks.seqids {
+            if let before = previous.seqids[id], seqid < before {
+                report.add(5, "layout \(id) seqid went back from \(before) to \(seqid)")
+            } else if previous.seqids[id] == nil && id.rawValue <= previous.counters.lastLayout {
+                report.add(5, "layout \(id) appeared with an id handed out before")
+            }
+        }
+        for (name, acknowledged) in watermarks.acknowledged {
+            if let before = previous.acknowledged[name], acknowledged < before {
+                report.add(5, "target '\(name)' acknowledgement went back from \(before) to \(acknowledged)")
+            }
+        }
+        return watermarks
+    }
+
+    // MARK: 6. Well-formed structures
+
+    static func checkWellFormed(_ c: Coordinator, _ report: inout Report) {
+        for problem in c.free.structuralProblems() { report.add(6, "free space: \(problem)") }
+        for problem in c.busy.structuralProblems() { report.add(6, "busy blocks: \(problem)") }
+        for problem in c.references.structuralProblems() { report.add(6, "block references: \(problem)") }
+        for segment in c.references.allSegments where segment.payload.isEmpty {
+            report.add(6, "block references: empty holder set over \(segment.range)")
+        }
+        for (id, inode) in c.inodes {
+            for problem in inode.map.structuralProblems() { report.add(6, "inode \(id) extent map: \(problem)") }
+            let limit = c.geometry.blocksForSize(inode.size)
+            if inode.map.endOfMapping > limit {
+                report.add(6, "inode \(id) maps file block \(inode.map.endOfMapping - 1) at or beyond ceil(size/bs) = \(limit) (size \(inode.size))")
+            }
+        }
+        for (id, layout) in c.layouts {
+            if layout.grants.isEmpty { report.add(6, "layout \(id) has no granted range") }
+            for (index, grant) in layout.grants.enumerated() {
+                if grant.range.isEmpty { report.add(6, "layout \(id) has an empty grant") }
+                if index > 0 && layout.grants[index - 1].range.end > grant.range.start {
+                    report.add(6, "layout \(id) grants overlap or are unsorted")
+                }
+                if grant.seqid > layout.seqid { report.add(6, "layout \(id) grant seqid \(grant.seqid) is above the layout's \(layout.seqid)") }
+            }
+            if c.sessions[layout.session] == nil { report.add(6, "layout \(id) belongs to session \(layout.session), which is not live") }
+            if c.layoutByOwner[LayoutOwner(session: layout.session, inode: layout.inode, iomode: layout.iomode)] != id {
+                report.add(6, "layout \(id) is missing from the (session, inode, iomode) index")
+            }
+        }
+        for (id, pin) in c.pins where pin.extents.contains(where: { $0.count == 0 }) {
+            report.add(6, "pin \(id) has an empty extent")
+        }
+        for (id, recall) in c.recalls {
+            switch recall.target {
+            case .layout(let layout, _):
+                if c.layouts[layout] == nil { report.add(6, "recall \(id) is for layout \(layout), which does not exist") }
+            case .pin(let pin):
+                if c.pins[pin] == nil { report.add(6, "recall \(id) is for pin \(pin), which does not exist") }
+            }
+        }
+        // The per-identity usage the quotas rely on, recomputed.
+        var usage: [String: IdentityUsage] = [:]
+        for (_, session) in c.sessions { usage[session.identity, default: IdentityUsage()].sessions += 1 }
+        for (_, pin) in c.pins {
+            guard let identity = c.sessions[pin.session]?.identity else { continue }
+            usage[identity, default: IdentityUsage()].pins += 1
+            usage[identity, default: IdentityUsage()].pinnedBlocks += pin.blockCount
+            usage[identity, default: IdentityUsage()].busyBlocks += pin.busyBlocks
+        }
+        for identity in Set(usage.keys).union(c.usage.keys) where usage[identity, default: IdentityUsage()] != c.usage[identity, default: IdentityUsage()] {
+            report.add(6, "quota usage of '\(identity)' is \(c.usage[identity, default: IdentityUsage()]) but recomputes to \(usage[identity, default: IdentityUsage()])")
+        }
+        if c.sessionPins.count != c.pins.count { report.add(6, "session->pin index has \(c.sessionPins.count) entries for \(c.pins.count) pins") }
+        if c.sessionLayouts.count != c.layouts.count || c.inodeLayouts.count != c.layouts.count {
+            report.add(6, "layout indexes have \(c.sessionLayouts.count)/\(c.inodeLayouts.count) entries for \(c.layouts.count) layouts")
+        }
+    }
+}
