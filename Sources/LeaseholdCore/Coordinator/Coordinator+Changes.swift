@@ -54,14 +54,9 @@ extension Coordinator {
             changes.sessions.updateValue(self.sessions[id]?.record, forKey: id)
         }
         for key in self.dirty.slots {
-            if let session = self.sessions[key.session], Int(key.slot) < session.slots.count,
-                let reply = session.slots[Int(key.slot)].reply
-            {
-                changes.slots.updateValue(SlotRecord(sequence: session.slots[Int(key.slot)].sequence, reply: reply), forKey: key)
-            } else if self.sessions[key.session] == nil {
-                changes.slots.updateValue(nil, forKey: key)
-            }
+            changes.slots.updateValue(self.sessions[key.session]?.slots[Int(key.slot)].stored, forKey: key)
         }
+        changes.busy.merge(self.dirty.busyRows) { current, _ in current }
         for id in self.dirty.pins { changes.pins.updateValue(self.pins[id]?.record, forKey: id) }
         for id in self.dirty.layouts { changes.layouts.updateValue(self.layouts[id]?.record, forKey: id) }
         for id in self.dirty.recalls { changes.recalls.updateValue(self.recalls[id]?.record, forKey: id) }

@@ -163,7 +163,7 @@ extension Coordinator {
     mutating func removeSession(_ id: SessionID) {
         guard let session = self.sessions.removeValue(forKey: id) else { return }
         self.dirty.sessions.insert(id)
-        for (index, slot) in session.slots.enumerated() where slot.sequence > 0 {
+        for (index, slot) in session.slots.enumerated() where slot.stored != nil {
             self.dirty.slots.insert(SlotKey(session: id, slot: UInt32(index)))
         }
         self.usage[session.identity, default: IdentityUsage()].sessions -= 1

@@ -29,7 +29,10 @@ extension Coordinator {
             )))
         }
 
-        self.sessions.modifyValue(forKey: id) { $0.slots[Int(tag.slot)] = Slot(sequence: tag.sequence, reply: nil, pending: true) }
+        self.sessions.modifyValue(forKey: id) { session in
+            let stored = session.slots[Int(tag.slot)].stored
+            session.slots[Int(tag.slot)] = Slot(sequence: tag.sequence, reply: nil, pending: true, stored: stored)
+        }
         let decision = self.execute(command, caller: caller, session: id, tag: tag)
         if case .reply(let reply) = decision {
             self.storeReply(reply, in: SlotKey(session: id, slot: tag.slot), sequence: tag.sequence)
@@ -41,7 +44,8 @@ extension Coordinator {
     mutating func storeReply(_ reply: Reply, in key: SlotKey, sequence: UInt64) {
         let stored = self.sessions.modifyValue(forKey: key.session) { session -> Bool in
             guard session.slots[Int(key.slot)].sequence == sequence else { return false }
-            session.slots[Int(key.slot)] = Slot(sequence: sequence, reply: reply, pending: false)
+            let record = SlotRecord(sequence: sequence, reply: reply)
+            session.slots[Int(key.slot)] = Slot(sequence: sequence, reply: reply, pending: false, stored: record)
             return true
         }
         if stored == true { self.dirty.slots.insert(key) }

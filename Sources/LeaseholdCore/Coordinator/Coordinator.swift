@@ -389,4 +389,6 @@ struct DirtyRecords: Sendable {
     var targets: Set<String> = []
     /// Extent rows of inodes removed in this step.
     var removedExtents: [ExtentKey: MappedExtent?] = [:]
+    /// Busy rows to delete that no longer start a run (recovery coalescing).
+    var busyRows: [UInt64: BusyRecord?] = [:]
 }

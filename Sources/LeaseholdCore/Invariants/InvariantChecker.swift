@@ -200,7 +200,7 @@ public enum InvariantChecker {
                         report.add(3, "busy blocks \(range) have no holder and no release time")
                         continue
                     }
-                    if at <= c.now {
+                    if at < c.now {
                         report.add(3, "busy blocks \(range) have no holder and their release delay ended at \(at)")
                     }
                     continue

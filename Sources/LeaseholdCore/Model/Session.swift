@@ -54,11 +54,14 @@ public struct Slot: Sendable, Equatable {
     public var reply: Reply?
     /// Whether the request `sequence` is waiting inside the Coordinator.
     public var pending: Bool
+    /// The last completed sequence and its reply: the slot's persisted row.
+    public var stored: SlotRecord?
 
-    public init(sequence: UInt64 = 0, reply: Reply? = nil, pending: Bool = false) {
+    public init(sequence: UInt64 = 0, reply: Reply? = nil, pending: Bool = false, stored: SlotRecord? = nil) {
         self.sequence = sequence
         self.reply = reply
         self.pending = pending
+        self.stored = stored
     }
 }
 
@@ -78,6 +81,11 @@ public struct SessionRecord: Hashable, Sendable, Codable {
 public struct SlotRecord: Hashable, Sendable, Codable {
     public var sequence: UInt64
     public var reply: Reply
+
+    public init(sequence: UInt64, reply: Reply) {
+        self.sequence = sequence
+        self.reply = reply
+    }
 }
 
 /// Names one slot of one session.

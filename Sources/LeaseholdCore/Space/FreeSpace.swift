@@ -26,9 +26,10 @@ public struct FreeSpace: Sendable, Equatable {
 
     public init() {}
 
-    /// Free space holding exactly `ranges` (recovery, tests). Touching ranges coalesce.
+    /// Free space holding exactly `ranges` as given (recovery, tests): nothing is
+    /// repaired, so the invariant checker sees a damaged image as it is.
     public init(restoring ranges: [BlockRange]) {
-        for range in ranges.coalesced() { self.setExtent(start: range.start, count: range.count) }
+        for range in ranges where !range.isEmpty { self.setExtent(start: range.start, count: range.count) }
         self.touched.removeAll()
     }
 

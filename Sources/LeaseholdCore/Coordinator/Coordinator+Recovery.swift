@@ -1,0 +1,206 @@
+import DequeModule
+
+/// Loading a persisted state failed: it breaks invariants. Nothing is repaired silently.
+public struct RecoveryError: Error, Sendable, CustomStringConvertible {
+    public var violations: [InvariantViolation]
+
+    public var description: String {
+        "the stored state is inconsistent (\(self.violations.count) problem(s)): "
+            + self.violations.prefix(20).map(\.description).joined(separator: "; ")
+    }
+}
+
+// MARK: - Persistent image and recovery
+//
+// Recovery is a new start: the epoch goes up by one; every session's expiry, every pin's
+// own expiry, every recall deadline and every release delay restarts in full from `now`,
+// so nothing is freed, revoked or evicted earlier because of a restart. Breaks and waits
+// are gone (clients retry with the same slot and sequence). Outstanding recalls are
+// pushed again so that a resuming client sees them.
+
+extension Coordinator {
+    /// Every persisted row of the current state.
+    public func persistentState() -> PersistentState {
+        var state = PersistentState()
+        state.volume = self.volume
+        state.counters = self.counters
+        for (id, inode) in self.inodes {
+            state.inodes[id] = inode.record
+            for extent in inode.map.extents { state.extents[ExtentKey(inode: id, fileBlock: extent.fileBlock)] = extent }
+        }
+        for extent in self.free.extents { state.freeExtents[extent.start] = extent.count }
+        for segment in self.busy.allSegments {
+            state.busy[segment.range.start] = BusyRecord(count: segment.range.count, quarantine: segment.payload.quarantine)
+        }
+        for (id, session) in self.sessions {
+            state.sessions[id] = session.record
+            for (index, slot) in session.slots.enumerated() {
+                if let stored = slot.stored { state.slots[SlotKey(session: id, slot: UInt32(index))] = stored }
+            }
+        }
+        for (id, pin) in self.pins { state.pins[id] = pin.record }
+        for (id, layout) in self.layouts { state.layouts[id] = layout.record }
+        for (id, recall) in self.recalls { state.recalls[id] = recall.record }
+        for (revision, fence) in self.fences { state.fences[revision] = fence }
+        for (name, target) in self.targets { state.targets[name] = target }
+        return state
+    }
+
+    /// Rebuilds a Coordinator from its persisted rows, as a new start at `now`.
+    /// - Throws: ``RecoveryError`` naming every invariant the rows break.
+    public init(restoring state: PersistentState, configuration: CoordinatorConfiguration, at now: Instant) throws(RecoveryError) {
+        guard var volume = state.volume else {
+            throw RecoveryError(violations: [InvariantViolation(invariant: 1, message: "the volume row is missing")])
+        }
+        var configuration = configuration
+        configuration.geometry = volume.geometry
+        volume.epoch += 1
+        self.configuration = configuration
+        self.volume = volume
+        self.now = now
+        self.counters = state.counters
+        self.dirty.volume = true
+        var problems: [InvariantViolation] = []
+
+        var extentsByInode: [InodeID: [MappedExtent]] = [:]
+        for (key, extent) in state.extents { extentsByInode[key.inode, default: []].append(extent) }
+        for (id, record) in state.inodes {
+            let extents = (extentsByInode.removeValue(forKey: id) ?? []).sorted { $0.fileBlock < $1.fileBlock }
+            self.inodes[id] = Inode(id: id, generation: record.generation, size: record.size, kind: record.kind, map: ExtentMap(restoring: extents))
+        }
+        for (id, _) in extentsByInode {
+            problems.append(InvariantViolation(invariant: 6, message: "extents are stored for inode \(id), which does not exist"))
+        }
+        self.free = FreeSpace(restoring: state.freeExtents.map { BlockRange(start: $0.key, count: $0.value) }.sorted { $0.start < $1.start })
+
+        for (start, record) in state.busy.sorted(by: { $0.key < $1.key }) {
+            let range = BlockRange(start: start, count: record.count)
+            guard !range.isEmpty, self.busy.coveredCount(in: range) == 0 else {
+                problems.append(InvariantViolation(invariant: 6, message: "busy row \(range) is empty or overlaps another"))
+                continue
+            }
+            self.busy.insert(range, payload: BusyState(quarantine: record.quarantine, since: now))
+            if record.quarantine != nil { self.quarantinedBlocks += range.count }
+        }
+
+        for (id, record) in state.sessions {
+            var slots = Array(repeating: Slot(), count: record.slotCount)
+            for index in slots.indices {
+                if let stored = state.slots[SlotKey(session: id, slot: UInt32(index))] {
+                    slots[index] = Slot(sequence: stored.sequence, reply: stored.reply, pending: false, stored: stored)
+                }
+            }
+            let session = Session(
+                id: id,
+                identity: record.identity,
+                name: record.name,
+                secret: record.secret,
+                ttl: record.ttl,
+                slots: slots,
+                lastPush: record.lastPush,
+                maxToken: record.maxToken,
+                deadline: now + record.ttl,
+                warned: false,
+                outbox: Deque()
+            )
+            self.sessions[id] = session
+            self.usage[record.identity, default: IdentityUsage()].sessions += 1
+            self.armSessionTimer(session)
+        }
+        for (key, _) in state.slots where state.sessions[key.session] == nil {
+            problems.append(InvariantViolation(invariant: 6, message: "slot \(key.slot) is stored for session \(key.session), which does not exist"))
+        }
+
+        for (id, record) in state.pins {
+            let pin = Pin(record: record)
+            self.pins[id] = pin
+            self.sessionPins[Pair(pin.session, id)] = true
+            for extent in pin.extents where extent.count > 0 {
+                self.references.update(extent.physicalRange) { _, holders in (holders ?? HolderSet()).inserting(.pin(id)) }
+            }
+            if let identity = self.sessions[pin.session]?.identity {
+                self.usage[identity, default: IdentityUsage()].pins += 1
+                self.usage[identity, default: IdentityUsage()].pinnedBlocks += pin.blockCount
+                self.usage[identity, default: IdentityUsage()].busyBlocks += pin.busyBlocks
+            }
+            if case .shortTerm(let ttl) = pin.kind { self.timers.schedule(.pin(id), at: now + ttl) }
+        }
+        for (id, record) in state.layouts {
+            let layout = Layout(record: record)
+            self.layouts[id] = layout
+            self.layoutByOwner[LayoutOwner(session: layout.session, inode: layout.inode, iomode: layout.iomode)] = id
+            self.sessionLayouts[Pair(layout.session, id)] = true
+            self.inodeLayouts[Pair(layout.inode, id)] = true
+        }
+        for (id, record) in state.recalls.sorted(by: { $0.key < $1.key }) {
+            let recall = Recall(
+                id: id,
+                session: record.session,
+                inode: record.inode,
+                target: record.target,
+                prolonged: record.prolonged,
+                deadline: now + configuration.recallTimeout
+            )
+            self.recalls[id] = recall
+            self.timers.schedule(.recall(id), at: recall.deadline)
+            switch record.target {
+            case .layout(let layout, let range):
+                self.layoutRecalls[Pair(layout, id)] = true
+                if let stateID = self.layouts[layout]?.stateID {
+                    self.requeue(
+                        .layoutRecall(LayoutRecallNotice(recall: id, stateID: stateID, inode: record.inode, range: range, deadlineIn: configuration.recallTimeout)),
+                        to: record.session
+                    )
+                }
+            case .pin(let pin):
+                self.pinRecalls[pin] = id
+                self.requeue(.pinRecall(PinRecallNotice(recall: id, pin: pin, inode: record.inode, deadlineIn: configuration.recallTimeout)), to: record.session)
+            }
+        }
+        for (revision, fence) in state.fences {
+            self.fences[revision] = fence
+            for range in fence.blocks where !range.isEmpty {
+                self.references.update(range) { _, holders in (holders ?? HolderSet()).inserting(.fence(revision)) }
+            }
+            self.evicted[fence.session] = (fence.reason, revision)
+            self.evictedOrder.append(fence.session)
+        }
+        for (name, target) in state.targets { self.targets[name] = target }
+        let watermark = self.acknowledgedByAll
+        for (revision, _) in self.fences where revision <= watermark {
+            self.fenceResolvedAt[revision] = now
+            self.timers.schedule(.fence(revision), at: now + configuration.releaseDelay)
+        }
+
+        // Busy blocks that nothing holds restart their release delay in full.
+        var unheld: [BlockRange] = []
+        for segment in self.busy.allSegments {
+            for (range, holders) in self.holderPieces(segment.range) where holders.isEmpty { unheld.append(range) }
+        }
+        let releaseAt = now + configuration.releaseDelay
+        for range in unheld {
+            self.busy.update(range) { _, state in
+                guard var state else { return nil }
+                state.releaseAt = releaseAt
+                return state
+            }
+        }
+        if !unheld.isEmpty { self.scheduleRelease(unheld, at: releaseAt) }
+        // Rows that no longer start a busy run (the runs coalesced) are deleted.
+        let starts = Set(self.busy.allSegments.map(\.range.start))
+        for start in state.busy.keys where !starts.contains(start) { self.dirty.busyRows.updateValue(nil, forKey: start) }
+
+        problems += InvariantChecker.check(self)
+        guard problems.isEmpty else { throw RecoveryError(violations: problems) }
+    }
+
+    /// Puts a push in a session's outbox without sending it (recovery: the client gets
+    /// it when it resumes).
+    mutating func requeue(_ body: PushBody, to id: SessionID) {
+        self.sessions.modifyValue(forKey: id) { session in
+            session.lastPush += 1
+            session.outbox.append(Push(number: session.lastPush, body: body))
+        }
+        self.dirty.sessions.insert(id)
+    }
+}

@@ -1,0 +1,68 @@
+/// Every persisted row of a Coordinator, keyed as in ``ChangeSet``: what the journal
+/// holds. Applying each step's change set to the image of the state before it gives
+/// the image of the state after it, which the tests check after every step.
+public struct PersistentState: Hashable, Sendable {
+    public var volume: VolumeRecord?
+    public var counters = Counters()
+    public var inodes: [InodeID: InodeRecord] = [:]
+    public var extents: [ExtentKey: MappedExtent] = [:]
+    public var freeExtents: [UInt64: UInt64] = [:]
+    public var busy: [UInt64: BusyRecord] = [:]
+    public var sessions: [SessionID: SessionRecord] = [:]
+    public var slots: [SlotKey: SlotRecord] = [:]
+    public var pins: [PinID: PinRecord] = [:]
+    public var layouts: [LayoutID: LayoutRecord] = [:]
+    public var recalls: [RecallID: RecallRecord] = [:]
+    public var fences: [FenceRevision: Fence] = [:]
+    public var targets: [String: StorageTarget] = [:]
+
+    public init() {}
+
+    /// Applies a change set: upserts rows, deletes `nil` ones.
+    public mutating func apply(_ changes: ChangeSet) {
+        if let volume = changes.volume { self.volume = volume }
+        if let counters = changes.counters { self.counters = counters }
+        Self.apply(changes.inodes, to: &self.inodes)
+        Self.apply(changes.extents, to: &self.extents)
+        Self.apply(changes.freeExtents, to: &self.freeExtents)
+        Self.apply(changes.busy, to: &self.busy)
+        Self.apply(changes.sessions, to: &self.sessions)
+        Self.apply(changes.slots, to: &self.slots)
+        Self.apply(changes.pins, to: &self.pins)
+        Self.apply(changes.layouts, to: &self.layouts)
+        Self.apply(changes.recalls, to: &self.recalls)
+        Self.apply(changes.fences, to: &self.fences)
+        Self.apply(changes.targets, to: &self.targets)
+    }
+
+    private static func apply<K: Hashable, V>(_ rows: [K: V?], to table: inout [K: V]) {
+        for (key, row) in rows {
+            if let row { table[key] = row } else { table.removeValue(forKey: key) }
+        }
+    }
+
+    /// Describes every row that differs from `other`, table by table (for tests).
+    public func differences(from other: PersistentState) -> [String] {
+        var result: [String] = []
+        if self.volume != other.volume { result.append("volume \(String(describing: self.volume)) vs \(String(describing: other.volume))") }
+        if self.counters != other.counters { result.append("counters \(self.counters) vs \(other.counters)") }
+        Self.compare("inode", self.inodes, other.inodes, &result)
+        Self.compare("extent", self.extents, other.extents, &result)
+        Self.compare("free extent", self.freeExtents, other.freeExtents, &result)
+        Self.compare("busy run", self.busy, other.busy, &result)
+        Self.compare("session", self.sessions, other.sessions, &result)
+        Self.compare("slot", self.slots, other.slots, &result)
+        Self.compare("pin", self.pins, other.pins, &result)
+        Self.compare("layout", self.layouts, other.layouts, &result)
+        Self.compare("recall", self.recalls, other.recalls, &result)
+        Self.compare("fence", self.fences, other.fences, &result)
+        Self.compare("target", self.targets, other.targets, &result)
+        return result
+    }
+
+    private static func compare<K: Hashable, V: Equatable>(_ name: String, _ lhs: [K: V], _ rhs: [K: V], _ result: inout [String]) {
+        for key in Set(lhs.keys).union(rhs.keys) where lhs[key] != rhs[key] {
+            result.append("\(name) \(key): \(lhs[key].map { "\($0)" } ?? "absent") vs \(rhs[key].map { "\($0)" } ?? "absent")")
+        }
+    }
+}
