@@ -114,6 +114,15 @@ public struct Harness: Sendable {
         self.send(command, in: session, tag: tag).pending
     }
 
+    /// Sends a command that must wait.
+    /// - Throws: the reply's error, or `protocolError` if it was answered at once.
+    public mutating func begin(_ command: Command, in session: SessionID, tag: SlotTag? = nil) throws(LeaseholdError) -> PendingRequest {
+        let (output, pending) = self.send(command, in: session, tag: tag)
+        if let pending { return pending }
+        if let error = output.reply?.error { throw error }
+        throw LeaseholdError(code: .protocolError, message: "harness: \(command.name) was answered at once: \(String(describing: output.reply))")
+    }
+
     /// Moves time forward and ticks.
     @discardableResult
     public mutating func advance(by duration: Duration) -> Output {

@@ -75,8 +75,7 @@ struct TruncatePolicyTests {
         let b = h.openSession("bob")
         let inode = h.file(in: a, blocks: 8)
         let pin = try h.pin(in: a, inode, [h.blocks(3, 1)])
-        let started = h.start(.truncate(inode, size: 0, policy: .wait(timeout: .seconds(30)), expectedGeneration: nil), in: b)
-        let pending = try #require(started)
+        let pending = try h.begin(.truncate(inode, size: 0, policy: .wait(timeout: .seconds(30)), expectedGeneration: nil), in: b)
         h.advance(by: .seconds(1))
         #expect(h.reply(of: pending) == nil)
         // New pins over the breaking range are refused, from every session.
@@ -101,8 +100,7 @@ struct TruncatePolicyTests {
         let inode = h.file(in: a, blocks: 8)
         try h.pin(in: a, inode, [h.blocks(3, 1)], kind: .shortTerm(ttl: .seconds(30)))
         guard case .inode(let before) = try h.admin(.showInode(inode)) else { return }
-        let started = h.start(.truncate(inode, size: 0, policy: .wait(timeout: .seconds(2)), expectedGeneration: nil), in: b)
-        let pending = try #require(started)
+        let pending = try h.begin(.truncate(inode, size: 0, policy: .wait(timeout: .seconds(2)), expectedGeneration: nil), in: b)
         h.send(.keepAlive, in: a)
         h.advance(by: .seconds(2))
         let error = h.reply(of: pending)?.error
