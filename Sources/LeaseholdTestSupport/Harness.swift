@@ -21,6 +21,8 @@ public struct Harness: Sendable {
     public private(set) var events: [Event] = []
     /// The output of the latest step.
     public private(set) var lastOutput: Output?
+    /// The slot tag the latest `send` used.
+    public private(set) var lastTag: SlotTag?
     /// Rows as the journal would hold them, rebuilt from change sets only.
     public private(set) var persisted: PersistentState
     /// Check invariants and the persisted image after every step (costly on big states).
@@ -81,6 +83,7 @@ public struct Harness: Sendable {
             let key = SlotKey(session: session, slot: tag.slot)
             self.sequences[key] = Swift.max(self.sequences[key] ?? 0, tag.sequence)
         }
+        self.lastTag = tag
         let request = Request(caller: caller, session: session, tag: tag, command: command)
         let output = self.coordinator.handle(request, at: self.clock.now)
         var pending: PendingRequest?
@@ -176,6 +179,11 @@ public struct Harness: Sendable {
         for difference in self.persisted.differences(from: expected) {
             self.violations.append("step \(self.steps) (\(step)): persisted rows differ: \(difference)")
         }
+    }
+
+    /// The last sequence the harness sent in a slot of a session.
+    public func lastSequence(session: SessionID, slot: UInt32) -> UInt64 {
+        self.sequences[SlotKey(session: session, slot: slot)] ?? 0
     }
 
     /// Forgets a pending slot whose wait was cancelled (connection closed).

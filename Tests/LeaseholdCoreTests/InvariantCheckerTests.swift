@@ -58,7 +58,7 @@ struct InvariantCheckerTests {
         var c = try Self.sample().coordinator
         let layout = c.layouts.first!.value
         c.step.commits.append(
-            CommittedChange(inode: layout.inode, session: SessionID(rawValue: 99), range: BlockRange(start: 0, end: 4), cut: [], policy: .busy)
+            CommittedChange(inode: layout.inode, session: SessionID(rawValue: 99), range: BlockRange(start: 0, end: 4), cut: [], policy: .busy, lastPin: PinID(rawValue: 0))
         )
         #expect(Self.invariants(c).contains(4))
     }

@@ -222,7 +222,14 @@ extension Coordinator {
         let routed = self.cutBlocks(removed, quarantine: quarantine)
         let after = self.inodes[id]!
         self.step.commits.append(
-            CommittedChange(inode: id, session: key.session, range: broken.range, cut: removed.map(\.physicalRange), policy: broken.policy)
+            CommittedChange(
+                inode: id,
+                session: key.session,
+                range: broken.recallsLayouts ? broken.range : BlockRange(start: 0, end: 0),
+                cut: removed.map(\.physicalRange),
+                policy: broken.policy,
+                lastPin: PinID(rawValue: self.counters.lastPin)
+            )
         )
         self.emit(.mappingChanged(id, generation: after.generation, freed: routed.freed, busy: routed.busy, quarantined: routed.quarantined))
         let deleted: Bool

@@ -373,6 +373,9 @@ struct CommittedChange: Sendable, Equatable {
     /// Physical blocks cut out of the file.
     var cut: [BlockRange]
     var policy: TruncatePolicy
+    /// The newest pin at commit: later pins (a waiting pin granted in the same step, on
+    /// blocks allocated again) are not the commit's concern.
+    var lastPin: PinID
 }
 
 /// Records whose rows changed in the current step.

@@ -239,7 +239,7 @@ public enum InvariantChecker {
             }
             for range in change.cut {
                 c.references.forEachSegment(overlapping: range) { segment in
-                    let pins = segment.payload.pins
+                    let pins = segment.payload.pins.filter { $0 <= change.lastPin }
                     if !pinsSurvive && !pins.isEmpty {
                         report.add(4, "after a \(change.policy) mapping change, pins \(pins) still reference cut blocks \(segment.range)")
                     }
