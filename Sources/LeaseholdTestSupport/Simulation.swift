@@ -32,6 +32,8 @@ public struct Simulation: Sendable {
     private var targets: [String] = []
     /// Descriptions of the latest steps, for failure reports.
     public private(set) var trail: [String] = []
+    /// How often each command ended how ("pin:ok", "truncate:rangeBreaking", ...).
+    public private(set) var outcomes: [String: Int] = [:]
     /// Mismatches found by the simulation itself (for example a retransmission that did
     /// not return the stored reply).
     public private(set) var failures: [String] = []
@@ -125,9 +127,11 @@ public struct Simulation: Sendable {
         let (output, pending) = self.harness.send(command, in: session)
         if let pending {
             self.pending.append(pending)
+            self.outcomes["\(command.name):pending", default: 0] += 1
             return nil
         }
         guard let reply = output.reply else { return nil }
+        self.outcomes["\(command.name):\(reply.error?.code.name ?? "ok")", default: 0] += 1
         if command.isMutation, let tag = self.harness.lastTag {
             self.sentRequests.append((session, tag, command, reply))
             if self.sentRequests.count > 64 { self.sentRequests.removeFirst() }
@@ -187,6 +191,11 @@ public struct Simulation: Sendable {
         // Sessions the Coordinator ended (expired or evicted) are forgotten.
         let live = Set(self.harness.coordinator.persistentState().sessions.keys)
         for client in self.clients where !live.contains(client.session) { self.forget(session: client.session) }
+        for request in self.pending {
+            guard let reply = self.harness.reply(of: request) else { continue }
+            self.outcomes["completed:\(reply.error?.code.name ?? "ok")", default: 0] += 1
+            self.learn(from: reply, session: request.session)
+        }
         self.pending.removeAll { self.harness.reply(of: $0) != nil }
     }
 

@@ -14,6 +14,7 @@ struct SimulationTests {
         print(TestSeed.replayHint(seed: seed, test: "SimulationTests"))
         var simulation = Simulation(seed: seed)
         simulation.run(steps: steps)
+        print("seed \(seed) outcomes: \(simulation.outcomes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
         #expect(
             simulation.problems.isEmpty,
             "seed \(seed): \(simulation.problems.prefix(5).joined(separator: "\n"))\nlast steps:\n\(simulation.trail.joined(separator: "\n"))"
