@@ -12,10 +12,13 @@
 /// version it started on.
 public struct OrderedMap<Key: Comparable, Value> {
     final class Node {
-        var keys: [Key]
-        var values: [Value]
+        // Nodes are reached only through the map that owns them (copied on write when
+        // shared), so no two accesses to one node's arrays ever overlap; the dynamic
+        // exclusivity checks of class properties would cost more than the search itself.
+        @exclusivity(unchecked) var keys: [Key]
+        @exclusivity(unchecked) var values: [Value]
         /// Empty for a leaf; otherwise `keys.count + 1` children.
-        var children: [Node]
+        @exclusivity(unchecked) var children: [Node]
 
         init(keys: [Key] = [], values: [Value] = [], children: [Node] = []) {
             self.keys = keys
@@ -57,22 +60,26 @@ extension OrderedMap: @unchecked Sendable where Key: Sendable, Value: Sendable {
 extension OrderedMap.Node {
     /// First index whose key is `>= key`.
     func lowerBound(_ key: Key) -> Int {
+        // One read of the class property, then a search on the local array: every access
+        // to `self.keys` inside the loop would pay a dynamic exclusivity check.
+        let keys = self.keys
         var low = 0
-        var high = self.keys.count
+        var high = keys.count
         while low < high {
             let mid = (low + high) >> 1
-            if self.keys[mid] < key { low = mid + 1 } else { high = mid }
+            if keys[mid] < key { low = mid + 1 } else { high = mid }
         }
         return low
     }
 
     /// First index whose key is `> key`.
     func upperBound(_ key: Key) -> Int {
+        let keys = self.keys
         var low = 0
-        var high = self.keys.count
+        var high = keys.count
         while low < high {
             let mid = (low + high) >> 1
-            if key < self.keys[mid] { high = mid } else { low = mid + 1 }
+            if key < keys[mid] { high = mid } else { low = mid + 1 }
         }
         return low
     }
@@ -107,6 +114,23 @@ extension OrderedMap {
                 self.removeValue(forKey: key)
             }
         }
+    }
+
+    /// Reads the value for `key` in place, without copying it.
+    /// - Returns: the closure's result, or `nil` when `key` is absent.
+    public func withValue<R>(forKey key: Key, _ body: (borrowing Value) throws -> R) rethrows -> R? {
+        var node = self.root
+        while true {
+            let index = node.lowerBound(key)
+            if index < node.keys.count && node.keys[index] == key { return try body(node.values[index]) }
+            if node.isLeaf { return nil }
+            node = node.children[index]
+        }
+    }
+
+    /// Whether `key` has an entry.
+    public func contains(_ key: Key) -> Bool {
+        self.withValue(forKey: key) { _ in true } ?? false
     }
 
     /// The entry with the smallest key.

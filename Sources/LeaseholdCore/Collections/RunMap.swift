@@ -51,7 +51,7 @@ public struct RunMap<Payload: RunPayload>: Sendable {
     /// Blocks covered by runs.
     public private(set) var blockCount: UInt64 = 0
     /// Start keys written or removed since the last ``drainChanges()``.
-    private var touched: Set<UInt64> = []
+    private var touched = DirtyKeys<UInt64>()
 
     public init() {}
 
@@ -204,19 +204,29 @@ public struct RunMap<Payload: RunPayload>: Sendable {
             }
         }
 
-        var oldByStart: [UInt64: Run] = [:]
-        for (start, run) in old { oldByStart[start] = run }
-        var newStarts = Set<UInt64>()
+        // Both lists are sorted by start: walk them together, writing only what changed.
+        var index = 0
         for (start, run) in merged {
-            newStarts.insert(start)
-            if oldByStart[start] != run {
+            while index < old.count && old[index].start < start {
+                self.runs.removeValue(forKey: old[index].start)
+                self.touched.insert(old[index].start)
+                index += 1
+            }
+            if index < old.count && old[index].start == start {
+                if old[index].run != run {
+                    self.runs[start] = run
+                    self.touched.insert(start)
+                }
+                index += 1
+            } else {
                 self.runs[start] = run
                 self.touched.insert(start)
             }
         }
-        for (start, _) in old where !newStarts.contains(start) {
-            self.runs.removeValue(forKey: start)
-            self.touched.insert(start)
+        while index < old.count {
+            self.runs.removeValue(forKey: old[index].start)
+            self.touched.insert(old[index].start)
+            index += 1
         }
         self.blockCount = self.blockCount - old.reduce(0) { $0 + $1.run.count } + merged.reduce(0) { $0 + $1.run.count }
     }
@@ -247,9 +257,8 @@ public struct RunMap<Payload: RunPayload>: Sendable {
     /// was removed. Reading it resets the record.
     public mutating func drainChanges() -> [UInt64: Run?] {
         var changes: [UInt64: Run?] = [:]
-        changes.reserveCapacity(self.touched.count)
-        for start in self.touched { changes[start] = .some(self.runs[start]) }
-        self.touched.removeAll(keepingCapacity: true)
+        for start in self.touched.elements { changes[start] = .some(self.runs[start]) }
+        self.touched.removeAll()
         return changes
     }
 

@@ -34,7 +34,7 @@ extension Coordinator {
         if self.dirty.volume { changes.volume = self.volume }
         if self.dirty.counters { changes.counters = self.counters }
         changes.extents = self.dirty.removedExtents
-        for id in self.dirty.inodes {
+        for id in self.dirty.inodes.elements {
             guard let inode = self.inodes[id] else {
                 changes.inodes.updateValue(nil, forKey: id)
                 continue
@@ -50,19 +50,19 @@ extension Coordinator {
         for (start, run) in self.busy.drainChanges() {
             changes.busy.updateValue(run.map { BusyRecord(count: $0.count, quarantine: $0.payload.quarantine) }, forKey: start)
         }
-        for id in self.dirty.sessions {
+        for id in self.dirty.sessions.elements {
             changes.sessions.updateValue(self.sessions[id]?.record, forKey: id)
         }
-        for key in self.dirty.slots {
-            changes.slots.updateValue(self.sessions[key.session]?.slots[Int(key.slot)].stored, forKey: key)
+        for key in self.dirty.slots.elements {
+            changes.slots.updateValue(self.sessions.withValue(forKey: key.session) { $0.slot(Int(key.slot)).stored } ?? nil, forKey: key)
         }
         changes.busy.merge(self.dirty.busyRows) { current, _ in current }
-        for id in self.dirty.pins { changes.pins.updateValue(self.pins[id]?.record, forKey: id) }
-        for id in self.dirty.layouts { changes.layouts.updateValue(self.layouts[id]?.record, forKey: id) }
-        for id in self.dirty.recalls { changes.recalls.updateValue(self.recalls[id]?.record, forKey: id) }
-        for revision in self.dirty.fences { changes.fences.updateValue(self.fences[revision], forKey: revision) }
-        for name in self.dirty.targets { changes.targets.updateValue(self.targets[name], forKey: name) }
-        self.dirty = DirtyRecords()
+        for id in self.dirty.pins.elements { changes.pins.updateValue(self.pins[id]?.record, forKey: id) }
+        for id in self.dirty.layouts.elements { changes.layouts.updateValue(self.layouts[id]?.record, forKey: id) }
+        for id in self.dirty.recalls.elements { changes.recalls.updateValue(self.recalls[id]?.record, forKey: id) }
+        for revision in self.dirty.fences.elements { changes.fences.updateValue(self.fences[revision], forKey: revision) }
+        for name in self.dirty.targets.elements { changes.targets.updateValue(self.targets[name], forKey: name) }
+        self.dirty.reset()
         return changes
     }
 }

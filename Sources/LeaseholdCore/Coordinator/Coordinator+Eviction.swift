@@ -42,7 +42,7 @@ extension Coordinator {
             revision: revision,
             session: id,
             identity: session.identity,
-            maxToken: session.maxToken,
+            maxToken: FencingToken(rawValue: self.counters.lastToken),
             reason: reason,
             blocks: blocks.coalesced()
         )
@@ -54,7 +54,7 @@ extension Coordinator {
         for pinID in pinIDs { self.removePin(pinID, reason: .evicted) }
         for layoutID in layoutIDs { self.revokeLayout(layoutID) }
 
-        self.push(.fenced(FenceNotice(revision: revision, maxToken: session.maxToken, reason: reason)), to: id)
+        self.push(.fenced(FenceNotice(revision: revision, maxToken: fence.maxToken, reason: reason)), to: id)
         self.removeSession(id)
         self.evicted[id] = (reason, revision)
         self.evictedOrder.append(id)

@@ -3,13 +3,18 @@
 extension Coordinator {
     /// The regular inode `id`, or `notFound` / `permissionDenied` for a quarantine inode.
     func regularInode(_ id: InodeID) throws(LeaseholdError) -> Inode {
-        guard let inode = self.inodes[id] else {
+        try self.checkRegularInode(id)
+        return self.inodes[id]!
+    }
+
+    /// Checks that `id` is a regular inode without copying it.
+    func checkRegularInode(_ id: InodeID) throws(LeaseholdError) {
+        guard let quarantine = self.inodes.withValue(forKey: id, { $0.isQuarantine }) else {
             throw .notFound("inode \(id) does not exist")
         }
-        guard !inode.isQuarantine else {
+        guard !quarantine else {
             throw .permissionDenied("inode \(id) is a quarantine inode: it refuses pins, layouts and mapping changes")
         }
-        return inode
     }
 
     mutating func createInode() -> Response {

@@ -42,7 +42,7 @@ extension Coordinator {
             throw LeaseholdError(code: .tryLater, message: "inode \(id) has a mapping change in progress over this range; retry later")
         }
 
-        let token = self.nextToken(for: session)
+        let token = self.nextToken()
         var layout: Layout
         if let existing = self.layoutByOwner[owner], let current = self.layouts[existing] {
             layout = current

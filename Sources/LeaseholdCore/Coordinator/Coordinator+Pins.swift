@@ -25,10 +25,12 @@ extension Coordinator {
                 self.timers.schedule(.wait(key), at: self.now + Swift.min(wait, self.configuration.maxWait))
                 return .pending
             }
-            let inode = self.inodes[request.inode]!
-            if let hole = blocks.lazy.flatMap({ inode.map.holes(in: $0) }).first {
+            let firstHole = self.inodes.withValue(forKey: request.inode) { inode in
+                blocks.lazy.compactMap { inode.map.firstHole(in: $0) }.first
+            } ?? nil
+            if let hole = firstHole {
                 guard request.allocate else {
-                    throw .notMapped(inode: request.inode, holeOffset: self.byteOffset(hole.start))
+                    throw .notMapped(inode: request.inode, holeOffset: self.byteOffset(hole))
                 }
                 let span = BlockRange(start: blocks.first!.start, end: blocks.last!.end)
                 return self.startAllocationForPin(request, span: span, session: session, tag: tag)
@@ -42,7 +44,7 @@ extension Coordinator {
     /// Checks everything about a pin request that does not depend on breaks or holes.
     /// - Returns: the outward block ranges, coalesced.
     func validatePin(_ request: PinRequest, caller: Caller) throws(LeaseholdError) -> [BlockRange] {
-        let inode = try self.regularInode(request.inode)
+        try self.checkRegularInode(request.inode)
         switch (self.pinSetting, request.kind) {
         case (.deny, _):
             throw .permissionDenied("pins are disabled on this volume (pin setting 'deny')")
@@ -66,7 +68,9 @@ extension Coordinator {
             throw .resourceExhausted(limit: "pinsPerIdentity", message: "'\(caller.identity)' holds \(used.pins) pins, its quota")
         }
         if let limit = quotas.pinnedBlocksPerIdentity {
-            let wanted = request.allocate ? blocks.totalCount : blocks.reduce(0) { $0 + inode.map.mappedCount(in: $1) }
+            let wanted = request.allocate
+                ? blocks.totalCount
+                : self.inodes.withValue(forKey: request.inode) { inode in blocks.reduce(0) { $0 + inode.map.mappedCount(in: $1) } }!
             if used.pinnedBlocks + wanted > limit {
                 throw .resourceExhausted(
                     limit: "pinnedBlocksPerIdentity",
@@ -85,15 +89,16 @@ extension Coordinator {
 
     /// Grants a pin over mapped ranges (no hole, no break).
     mutating func grantPin(_ request: PinRequest, blocks: [BlockRange], session: SessionID, allocation: Allocation?) -> PinGrant {
-        let inode = self.inodes[request.inode]!
         var extents: [PinnedExtent] = []
-        for range in blocks {
-            inode.map.forEachExtent(in: range) {
-                extents.append(PinnedExtent(fileBlock: $0.fileBlock, physicalBlock: $0.physicalBlock, count: $0.count))
+        self.inodes.withValue(forKey: request.inode) { inode in
+            for range in blocks {
+                inode.map.forEachExtent(in: range) {
+                    extents.append(PinnedExtent(fileBlock: $0.fileBlock, physicalBlock: $0.physicalBlock, count: $0.count))
+                }
             }
         }
         let id = PinID(rawValue: self.nextID(\.lastPin))
-        let token = self.nextToken(for: session)
+        let token = self.nextToken()
         let pin = Pin(
             id: id,
             session: session,
@@ -110,7 +115,7 @@ extension Coordinator {
         for extent in extents {
             self.references.update(extent.physicalRange) { _, holders in (holders ?? HolderSet()).inserting(.pin(id)) }
         }
-        let identity = self.sessions[session]!.identity
+        let identity = self.sessions.withValue(forKey: session) { $0.identity }!
         self.usage[identity, default: IdentityUsage()].pins += 1
         self.usage[identity, default: IdentityUsage()].pinnedBlocks += pin.blockCount
         var expiresIn: Duration?
@@ -144,7 +149,7 @@ extension Coordinator {
         self.dirty.pins.insert(id)
         self.sessionPins.removeValue(forKey: Pair(pin.session, id))
         self.timers.cancel(.pin(id))
-        if let identity = self.sessions[pin.session]?.identity {
+        if let identity = self.sessions.withValue(forKey: pin.session, { $0.identity }) {
             self.usage[identity, default: IdentityUsage()].pins -= 1
             self.usage[identity, default: IdentityUsage()].pinnedBlocks -= pin.blockCount
             self.usage[identity, default: IdentityUsage()].busyBlocks -= pin.busyBlocks

@@ -84,21 +84,15 @@ extension Coordinator {
         }
 
         for (id, record) in state.sessions {
-            var slots = Array(repeating: Slot(), count: record.slotCount)
-            for index in slots.indices {
-                if let stored = state.slots[SlotKey(session: id, slot: UInt32(index))] {
-                    slots[index] = Slot(sequence: stored.sequence, reply: stored.reply, pending: false, stored: stored)
-                }
-            }
             let session = Session(
                 id: id,
                 identity: record.identity,
                 name: record.name,
                 secret: record.secret,
                 ttl: record.ttl,
-                slots: slots,
+                slotCount: record.slotCount,
+                slots: [],
                 lastPush: record.lastPush,
-                maxToken: record.maxToken,
                 deadline: now + record.ttl,
                 warned: false,
                 outbox: Deque()
@@ -107,8 +101,12 @@ extension Coordinator {
             self.usage[record.identity, default: IdentityUsage()].sessions += 1
             self.armSessionTimer(session)
         }
-        for (key, _) in state.slots where state.sessions[key.session] == nil {
-            problems.append(InvariantViolation(invariant: 6, message: "slot \(key.slot) is stored for session \(key.session), which does not exist"))
+        for (key, stored) in state.slots {
+            guard let slotCount = self.sessions.withValue(forKey: key.session, { $0.slotCount }), Int(key.slot) < slotCount else {
+                problems.append(InvariantViolation(invariant: 6, message: "slot \(key.slot) is stored for session \(key.session), which does not have it"))
+                continue
+            }
+            self.sessions.modifyValue(forKey: key.session) { $0.setSlot(Int(key.slot), Slot(sequence: stored.sequence, stored: stored)) }
         }
 
         for (id, record) in state.pins {

@@ -25,6 +25,13 @@ extension Coordinator {
         throw .notFound("session \(id) does not exist")
     }
 
+    /// The identity of a live session, read in place (no copy of the session).
+    func identity(of id: SessionID) throws(LeaseholdError) -> String {
+        if let identity = self.sessions.withValue(forKey: id, { $0.identity }) { return identity }
+        _ = try self.liveSession(id)
+        preconditionFailure("unreachable: liveSession throws for a missing session")
+    }
+
     mutating func openSession(caller: Caller, name: String, ttl: Duration?, slots: Int?, secret: SessionSecret) throws(LeaseholdError) -> Response {
         let configuration = self.configuration
         guard name.utf8.count <= configuration.maxNameLength else {
@@ -47,9 +54,9 @@ extension Coordinator {
             name: name,
             secret: secret,
             ttl: granted,
-            slots: Array(repeating: Slot(), count: slotCount),
+            slotCount: slotCount,
+            slots: [],
             lastPush: 0,
-            maxToken: FencingToken(rawValue: 0),
             deadline: self.now + granted,
             warned: false,
             outbox: Deque()
@@ -64,7 +71,7 @@ extension Coordinator {
 
     mutating func keepAlive(_ id: SessionID) -> Response {
         self.renew(id)
-        return .keptAlive(ttl: self.sessions[id]!.ttl)
+        return .keptAlive(ttl: self.sessions.withValue(forKey: id) { $0.ttl }!)
     }
 
     mutating func resumeSession(_ id: SessionID, secret: SessionSecret, caller: Caller) throws(LeaseholdError) -> Response {
@@ -76,7 +83,7 @@ extension Coordinator {
             throw .permissionDenied("session \(id) belongs to '\(session.identity)', not '\(caller.identity)'")
         }
         self.renew(id)
-        return .sessionResumed(SessionResumed(session: id, ttl: session.ttl, slots: session.slots.count, replay: Array(session.outbox)))
+        return .sessionResumed(SessionResumed(session: id, ttl: session.ttl, slots: session.slotCount, replay: Array(session.outbox)))
     }
 
     mutating func acknowledgePushes(_ id: SessionID, upTo number: UInt64) throws(LeaseholdError) -> Response {
@@ -112,17 +119,17 @@ extension Coordinator {
 
     mutating func renew(_ id: SessionID) {
         let now = self.now
-        self.sessions.modifyValue(forKey: id) { session in
+        let next = self.sessions.modifyValue(forKey: id) { session in
             session.deadline = now + session.ttl
             session.warned = false
-        }
-        self.armSessionTimer(self.sessions[id]!)
+            return session.nextCheck
+        }!
+        self.timers.schedule(.session(id), at: next)
     }
 
     /// Schedules the session's next check: the warning at 2/3 of the TTL, then expiry.
     mutating func armSessionTimer(_ session: Session) {
-        let warnAt = session.deadline - session.ttl / 3
-        self.timers.schedule(.session(session.id), at: session.warned ? session.deadline : warnAt)
+        self.timers.schedule(.session(session.id), at: session.nextCheck)
     }
 
     mutating func sessionTimerFired(_ id: SessionID) {

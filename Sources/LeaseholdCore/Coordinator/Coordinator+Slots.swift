@@ -11,11 +11,12 @@ extension Coordinator {
         guard let tag else {
             return .reply(.failure(.invalidArgument("\(command.name) is a mutation and needs a (slot, sequence) tag")))
         }
-        let session = self.sessions[id]!
-        guard Int(tag.slot) < session.slots.count else {
-            return .reply(.failure(.invalidArgument("slot \(tag.slot) does not exist; session \(id) has \(session.slots.count) slots")))
+        let (slotCount, found) = self.sessions.withValue(forKey: id) { session in
+            (session.slotCount, Int(tag.slot) < session.slotCount ? session.slot(Int(tag.slot)) : nil)
+        }!
+        guard let slot = found else {
+            return .reply(.failure(.invalidArgument("slot \(tag.slot) does not exist; session \(id) has \(slotCount) slots")))
         }
-        let slot = session.slots[Int(tag.slot)]
         if tag.sequence == slot.sequence && tag.sequence > 0 {
             if let reply = slot.reply { return .reply(reply) }
             if slot.pending { return .pending }
@@ -30,8 +31,8 @@ extension Coordinator {
         }
 
         self.sessions.modifyValue(forKey: id) { session in
-            let stored = session.slots[Int(tag.slot)].stored
-            session.slots[Int(tag.slot)] = Slot(sequence: tag.sequence, reply: nil, pending: true, stored: stored)
+            let stored = session.slot(Int(tag.slot)).stored
+            session.setSlot(Int(tag.slot), Slot(sequence: tag.sequence, pending: true, stored: stored))
         }
         let decision = self.execute(command, caller: caller, session: id, tag: tag)
         if case .reply(let reply) = decision {
@@ -43,9 +44,9 @@ extension Coordinator {
     /// Stores the reply of a finished request in its slot.
     mutating func storeReply(_ reply: Reply, in key: SlotKey, sequence: UInt64) {
         let stored = self.sessions.modifyValue(forKey: key.session) { session -> Bool in
-            guard session.slots[Int(key.slot)].sequence == sequence else { return false }
+            guard session.slot(Int(key.slot)).sequence == sequence else { return false }
             let record = SlotRecord(sequence: sequence, reply: reply)
-            session.slots[Int(key.slot)] = Slot(sequence: sequence, reply: reply, pending: false, stored: record)
+            session.setSlot(Int(key.slot), Slot(sequence: sequence, pending: false, stored: record))
             return true
         }
         if stored == true { self.dirty.slots.insert(key) }
@@ -68,7 +69,7 @@ extension Coordinator {
     mutating func abandon(_ key: SlotKey, tag: SlotTag) {
         self.timers.cancel(.wait(key))
         self.sessions.modifyValue(forKey: key.session) { session in
-            if session.slots[Int(key.slot)].sequence == tag.sequence {
+            if session.slot(Int(key.slot)).sequence == tag.sequence {
                 session.slots[Int(key.slot)].pending = false
             }
         }

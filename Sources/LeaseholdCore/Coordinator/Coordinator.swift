@@ -179,9 +179,9 @@ public struct Coordinator: Sendable {
             return .reply(.failure(.invalidArgument("\(command.name) must be sent in a session")))
         }
         do throws(LeaseholdError) {
-            let session = try self.liveSession(sessionID)
-            guard session.identity == request.caller.identity else {
-                throw .permissionDenied("session \(sessionID) belongs to '\(session.identity)', not '\(request.caller.identity)'")
+            let identity = try self.identity(of: sessionID)
+            guard identity == request.caller.identity else {
+                throw .permissionDenied("session \(sessionID) belongs to '\(identity)', not '\(request.caller.identity)'")
             }
         } catch {
             return .reply(.failure(error))
@@ -292,12 +292,10 @@ public struct Coordinator: Sendable {
         return self.counters[keyPath: counter]
     }
 
-    /// The next fencing token; recorded as the session's highest.
-    mutating func nextToken(for session: SessionID) -> FencingToken {
-        let token = FencingToken(rawValue: self.nextID(\.lastToken))
-        self.sessions.modifyValue(forKey: session) { $0.maxToken = token }
-        self.dirty.sessions.insert(session)
-        return token
+    /// The next fencing token. A fence covers every token up to the counter's value at
+    /// eviction, so no per-session maximum needs to be stored.
+    mutating func nextToken() -> FencingToken {
+        FencingToken(rawValue: self.nextID(\.lastToken))
     }
 
     /// Appends an admin event.
@@ -382,16 +380,32 @@ struct CommittedChange: Sendable, Equatable {
 struct DirtyRecords: Sendable {
     var volume = false
     var counters = false
-    var inodes: Set<InodeID> = []
-    var sessions: Set<SessionID> = []
-    var slots: Set<SlotKey> = []
-    var pins: Set<PinID> = []
-    var layouts: Set<LayoutID> = []
-    var recalls: Set<RecallID> = []
-    var fences: Set<FenceRevision> = []
-    var targets: Set<String> = []
+    var inodes = DirtyKeys<InodeID>()
+    var sessions = DirtyKeys<SessionID>()
+    var slots = DirtyKeys<SlotKey>()
+    var pins = DirtyKeys<PinID>()
+    var layouts = DirtyKeys<LayoutID>()
+    var recalls = DirtyKeys<RecallID>()
+    var fences = DirtyKeys<FenceRevision>()
+    var targets = DirtyKeys<String>()
     /// Extent rows of inodes removed in this step.
     var removedExtents: [ExtentKey: MappedExtent?] = [:]
     /// Busy rows to delete that no longer start a run (recovery coalescing).
     var busyRows: [UInt64: BusyRecord?] = [:]
+
+    /// Clears every record, keeping storage for the next step.
+    mutating func reset() {
+        self.volume = false
+        self.counters = false
+        self.inodes.removeAll()
+        self.sessions.removeAll()
+        self.slots.removeAll()
+        self.pins.removeAll()
+        self.layouts.removeAll()
+        self.recalls.removeAll()
+        self.fences.removeAll()
+        self.targets.removeAll()
+        if !self.removedExtents.isEmpty { self.removedExtents.removeAll() }
+        if !self.busyRows.isEmpty { self.busyRows.removeAll() }
+    }
 }

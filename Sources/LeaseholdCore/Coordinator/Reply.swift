@@ -1,6 +1,7 @@
 /// The answer to a request: a response or a typed error. Replies of mutations are stored
 /// in the session's slot and returned again for a retransmission.
-public enum Reply: Hashable, Sendable, Codable {
+/// Indirect: one pointer wide, so storing it in slots and passing it around is cheap.
+public indirect enum Reply: Hashable, Sendable, Codable {
     case success(Response)
     case failure(LeaseholdError)
 

@@ -263,17 +263,17 @@ public enum InvariantChecker {
         for (revision, _) in c.fences { below(revision.rawValue, counters.lastFence, "fence revision") }
 
         var tokens: [FencingToken: String] = [:]
-        func token(_ token: FencingToken, _ owner: String, session: SessionID) {
+        func token(_ token: FencingToken, _ owner: String) {
             below(token.rawValue, counters.lastToken, "fencing token of \(owner)")
             if let other = tokens.updateValue(owner, forKey: token) {
                 report.add(5, "fencing token \(token) was handed to both \(other) and \(owner)")
             }
-            if let maximum = c.sessions[session]?.maxToken, token > maximum {
-                report.add(5, "fencing token \(token) of \(owner) is above its session's highest token \(maximum)")
-            }
         }
-        for (id, pin) in c.pins { token(pin.token, "pin \(id)", session: pin.session) }
-        for (id, layout) in c.layouts { token(layout.token, "layout \(id)", session: layout.session) }
+        for (id, pin) in c.pins { token(pin.token, "pin \(id)") }
+        for (id, layout) in c.layouts { token(layout.token, "layout \(id)") }
+        for (revision, fence) in c.fences where fence.maxToken.rawValue > counters.lastToken {
+            report.add(5, "fence \(revision) covers tokens up to \(fence.maxToken), above every token handed out")
+        }
 
         var previousEvent = EventRevision(rawValue: 0)
         for event in c.eventLog {

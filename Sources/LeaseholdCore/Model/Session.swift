@@ -16,12 +16,13 @@ public struct Session: Sendable, Equatable {
     public var name: String
     public var secret: SessionSecret
     public var ttl: Duration
-    /// The per-slot reply cache: exactly-once requests.
+    /// Number of request slots the session was granted.
+    public var slotCount: Int
+    /// The per-slot reply cache (exactly-once requests), grown up to the highest slot
+    /// used so far: most clients use a few of their slots.
     public var slots: [Slot]
     /// Number of the last push sent (pushes are numbered from 1 per session).
     public var lastPush: UInt64
-    /// The highest fencing token handed to this session.
-    public var maxToken: FencingToken
 
     // Runtime only, re-armed at recovery.
     /// When the session expires unless renewed.
@@ -31,6 +32,25 @@ public struct Session: Sendable, Equatable {
     /// Pushes not yet acknowledged, oldest first (bounded).
     public var outbox: Deque<Push>
 
+    /// Slot `index` (it must be below `slotCount`).
+    public func slot(_ index: Int) -> Slot {
+        index < self.slots.count ? self.slots[index] : Slot()
+    }
+
+    /// Replaces slot `index`, growing the cache as needed.
+    public mutating func setSlot(_ index: Int, _ slot: Slot) {
+        if index >= self.slots.count {
+            self.slots.append(contentsOf: repeatElement(Slot(), count: index + 1 - self.slots.count))
+        }
+        self.slots[index] = slot
+    }
+
+    /// When the session's timer fires next: the `sessionExpiring` warning at 2/3 of the
+    /// TTL, or the expiry once warned.
+    public var nextCheck: Instant {
+        self.warned ? self.deadline : self.deadline - self.ttl / 3
+    }
+
     /// The persisted fields.
     public var record: SessionRecord {
         SessionRecord(
@@ -39,29 +59,32 @@ public struct Session: Sendable, Equatable {
             name: self.name,
             secret: self.secret,
             ttl: self.ttl,
-            slotCount: self.slots.count,
-            lastPush: self.lastPush,
-            maxToken: self.maxToken
+            slotCount: self.slotCount,
+            lastPush: self.lastPush
         )
     }
 }
 
-/// One request slot of a session: the last sequence seen and its reply.
+/// One request slot of a session: the last sequence seen and the last reply stored.
 public struct Slot: Sendable, Equatable {
     /// Last sequence accepted in this slot (0 = none yet).
     public var sequence: UInt64
-    /// The stored reply of `sequence`, or `nil` while it is pending or after it was cancelled.
-    public var reply: Reply?
     /// Whether the request `sequence` is waiting inside the Coordinator.
     public var pending: Bool
     /// The last completed sequence and its reply: the slot's persisted row.
     public var stored: SlotRecord?
 
-    public init(sequence: UInt64 = 0, reply: Reply? = nil, pending: Bool = false, stored: SlotRecord? = nil) {
+    public init(sequence: UInt64 = 0, pending: Bool = false, stored: SlotRecord? = nil) {
         self.sequence = sequence
-        self.reply = reply
         self.pending = pending
         self.stored = stored
+    }
+
+    /// The stored reply of `sequence`; `nil` while it is pending or after its wait was
+    /// cancelled.
+    public var reply: Reply? {
+        guard let stored = self.stored, stored.sequence == self.sequence else { return nil }
+        return stored.reply
     }
 }
 
@@ -74,7 +97,6 @@ public struct SessionRecord: Hashable, Sendable, Codable {
     public var ttl: Duration
     public var slotCount: Int
     public var lastPush: UInt64
-    public var maxToken: FencingToken
 }
 
 /// The persisted row of a slot: the last completed sequence and its reply.

@@ -89,6 +89,18 @@ public struct ExtentMap: Sendable, Equatable {
         self.runs.gaps(in: range)
     }
 
+    /// The first unmapped file block of `range`, if any.
+    public func firstHole(in range: BlockRange) -> UInt64? {
+        var cursor = range.start
+        var hole: UInt64?
+        self.runs.forEachSegment(overlapping: range) { segment in
+            if hole == nil && segment.range.start > cursor { hole = cursor }
+            cursor = segment.range.end
+        }
+        if hole == nil && cursor < range.end { hole = cursor }
+        return hole
+    }
+
     /// Mapped blocks of `range`.
     public func mappedCount(in range: BlockRange) -> UInt64 {
         self.runs.coveredCount(in: range)

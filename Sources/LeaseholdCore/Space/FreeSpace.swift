@@ -22,7 +22,7 @@ public struct FreeSpace: Sendable, Equatable {
     private var byLength = OrderedMap<LengthKey, Bool>()
     /// Total free blocks.
     public private(set) var blockCount: UInt64 = 0
-    private var touched: Set<UInt64> = []
+    private var touched = DirtyKeys<UInt64>()
 
     public init() {}
 
@@ -162,8 +162,8 @@ public struct FreeSpace: Sendable, Equatable {
     /// Free extents changed since the last call: start -> count, or `nil` when removed.
     public mutating func drainChanges() -> [UInt64: UInt64?] {
         var changes: [UInt64: UInt64?] = [:]
-        for start in self.touched { changes[start] = .some(self.byStart[start]) }
-        self.touched.removeAll(keepingCapacity: true)
+        for start in self.touched.elements { changes[start] = .some(self.byStart[start]) }
+        self.touched.removeAll()
         return changes
     }
 
