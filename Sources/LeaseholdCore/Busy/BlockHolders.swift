@@ -37,6 +37,10 @@ public struct HolderSet: RunPayload, Hashable, Sendable, Codable, Sequence {
         return copy
     }
 
+    public func union(_ other: HolderSet) -> HolderSet {
+        other.holders.reduce(self) { $0.inserting($1) }
+    }
+
     public func removing(_ holder: Holder) -> HolderSet {
         var copy = self
         copy.holders.removeAll { $0 == holder }
@@ -56,8 +60,12 @@ public struct HolderSet: RunPayload, Hashable, Sendable, Codable, Sequence {
     public func makeIterator() -> IndexingIterator<[Holder]> { self.holders.makeIterator() }
 }
 
-/// The state of a run of busy (or quarantined) blocks.
+/// The state of a run of busy (or quarantined) blocks. Runs split where any of it
+/// differs, so a busy extent is a maximal run with the same holders and state.
 public struct BusyState: RunPayload, Hashable, Sendable {
+    /// The live pins and unreleased fences keeping the blocks from reuse. Not persisted:
+    /// rebuilt from pins and fences at recovery.
+    public var holders: HolderSet
     /// Set when the quarantine policy moved the blocks to this quarantine inode.
     public var quarantine: InodeID?
     /// Runtime: when the blocks became busy (for operators).
@@ -66,7 +74,8 @@ public struct BusyState: RunPayload, Hashable, Sendable {
     /// blocks go free then. `nil` while something holds them.
     public var releaseAt: Instant?
 
-    public init(quarantine: InodeID? = nil, since: Instant, releaseAt: Instant? = nil) {
+    public init(holders: HolderSet, quarantine: InodeID? = nil, since: Instant, releaseAt: Instant? = nil) {
+        self.holders = holders
         self.quarantine = quarantine
         self.since = since
         self.releaseAt = releaseAt

@@ -5,7 +5,7 @@
 // straight back to free space. If a live pin or an unreleased fence references it, it
 // becomes *busy* (or, under the `quarantine` policy with a pin, *quarantined*: mapped
 // to a new quarantine inode) and is in neither free space nor any file, so the allocator
-// can never hand it out. Its holders live in `references`. When the last holder goes
+// can never hand it out. Its holders are part of its busy run. When the last holder goes
 // away (unpin or pin expiry: after `releaseDelay`; a fence: once every target has
 // acknowledged it and its own `releaseDelay` has passed), the block gets `releaseAt`,
 // and at that instant it returns to free space and coalesces with its neighbours.
@@ -22,13 +22,13 @@ extension Coordinator {
         var quarantineInode: InodeID?
     }
 
-    /// Routes blocks cut out of a file: unreferenced ones to free space, referenced ones
+    /// Routes blocks cut out of `inode`: unreferenced ones to free space, referenced ones
     /// to busy state, or, with a quarantine source, pinned ones to a new quarantine inode.
-    mutating func cutBlocks(_ removed: [MappedExtent], quarantine source: QuarantineSource?) -> CutResult {
+    mutating func cutBlocks(_ removed: [MappedExtent], from inode: InodeID, quarantine source: QuarantineSource?) -> CutResult {
         var result = CutResult()
         var quarantine: Inode?
         for extent in removed {
-            for (range, holders) in self.holderPieces(extent.physicalRange) {
+            for (range, holders) in self.holders(ofCut: extent, inode: inode) {
                 guard !holders.isEmpty else {
                     self.free.free(range)
                     result.freed += range.count
@@ -53,12 +53,12 @@ extension Coordinator {
                 } else {
                     result.busy += range.count
                 }
-                self.busy.insert(range, payload: BusyState(quarantine: marker, since: self.now))
+                self.busy.insert(range, payload: BusyState(holders: holders, quarantine: marker, since: self.now))
                 for pinID in holders.pins {
-                    guard let session = self.pins[pinID]?.session else { continue }
+                    guard let session = self.pins.withValue(forKey: pinID, { $0.session }) else { continue }
                     self.pins.modifyValue(forKey: pinID) { $0.busyBlocks += range.count }
                     self.dirty.pins.insert(pinID)
-                    if let identity = self.sessions[session]?.identity {
+                    if let identity = self.sessions.withValue(forKey: session, { $0.identity }) {
                         self.usage[identity, default: IdentityUsage()].busyBlocks += range.count
                     }
                 }
@@ -77,44 +77,57 @@ extension Coordinator {
         return result
     }
 
-    /// `range` split into pieces by their holders (empty where nothing holds it).
-    func holderPieces(_ range: BlockRange) -> [(BlockRange, HolderSet)] {
+    /// Who holds the physical blocks of an extent being cut out of `inode`: the pins that
+    /// pinned them at these very file blocks, and the fences covering them. Returns the
+    /// extent's physical range in pieces, in order; a piece nothing holds has no holder.
+    func holders(ofCut extent: MappedExtent, inode: InodeID) -> [(BlockRange, HolderSet)] {
+        var holders = RunMap<HolderSet>(tracksChanges: false)
+        self.forEachPinExtent(inode: inode, overlapping: extent.fileRange) { pin, pinned in
+            // Same mapping: the pinned file blocks still map to the pinned physical blocks.
+            guard pinned.physicalBlock + extent.fileBlock == extent.physicalBlock + pinned.fileBlock,
+                let overlap = pinned.fileRange.intersection(extent.fileRange)
+            else { return }
+            let physical = BlockRange(start: extent.physicalBlock + (overlap.start - extent.fileBlock), count: overlap.count)
+            holders.update(physical) { _, set in (set ?? HolderSet()).inserting(.pin(pin)) }
+        }
+        self.fenceCoverage.forEachSegment(overlapping: extent.physicalRange) { segment in
+            holders.update(segment.range) { _, set in (set ?? HolderSet()).union(segment.payload) }
+        }
         var pieces: [(BlockRange, HolderSet)] = []
-        var cursor = range.start
-        for segment in self.references.segments(overlapping: range) {
+        var cursor = extent.physicalBlock
+        for segment in holders.allSegments {
             if segment.range.start > cursor { pieces.append((BlockRange(start: cursor, end: segment.range.start), HolderSet())) }
             pieces.append((segment.range, segment.payload))
             cursor = segment.range.end
         }
-        if cursor < range.end { pieces.append((BlockRange(start: cursor, end: range.end), HolderSet())) }
+        if cursor < extent.physicalRange.end { pieces.append((BlockRange(start: cursor, end: extent.physicalRange.end), HolderSet())) }
         return pieces
     }
 
-    /// Drops `holder` from the blocks of `range`. Busy blocks left without any holder go
-    /// free after `delay`.
-    mutating func removeHolder(_ holder: Holder, from range: BlockRange, delay: Duration) {
-        var emptied: [BlockRange] = []
-        self.references.update(range) { piece, holders in
-            guard let holders else { return nil }
-            let remaining = holders.removing(holder)
-            if remaining.isEmpty {
-                emptied.append(piece)
-                return nil
-            }
-            return remaining
+    /// Adds `holder` to the busy blocks of `range` (eviction hands pins' blocks to a fence).
+    mutating func addHolder(_ holder: Holder, to range: BlockRange) {
+        self.busy.update(range) { _, state in
+            guard var state else { return nil }
+            state.holders = state.holders.inserting(holder)
+            state.releaseAt = nil
+            return state
         }
-        guard !emptied.isEmpty else { return }
+    }
+
+    /// Drops `holder` from the busy blocks of `range`. Busy blocks left without any
+    /// holder go free after `delay`.
+    mutating func removeHolder(_ holder: Holder, from range: BlockRange, delay: Duration) {
         let at = self.now + delay
         var released: [BlockRange] = []
-        for piece in emptied {
-            self.busy.update(piece) { part, state in
-                guard var state else { return nil }
-                if state.releaseAt == nil {
-                    state.releaseAt = at
-                    released.append(part)
-                }
-                return state
+        self.busy.update(range) { part, state in
+            guard var state else { return nil }
+            guard state.holders.contains(holder) else { return state }
+            state.holders = state.holders.removing(holder)
+            if state.holders.isEmpty && state.releaseAt == nil {
+                state.releaseAt = at
+                released.append(part)
             }
+            return state
         }
         if !released.isEmpty { self.scheduleRelease(released, at: at) }
     }
@@ -138,7 +151,7 @@ extension Coordinator {
         var emptiedQuarantines: Set<InodeID> = []
         for range in ranges {
             for segment in self.busy.segments(overlapping: range) {
-                guard let at = segment.payload.releaseAt, at <= self.now else { continue }
+                guard let at = segment.payload.releaseAt, at <= self.now, segment.payload.holders.isEmpty else { continue }
                 if let quarantine = segment.payload.quarantine {
                     guard case .quarantine(let source)? = self.inodes[quarantine]?.kind, !source.keep else { continue }
                     self.unmapQuarantine(quarantine, physical: segment.range)
@@ -189,15 +202,12 @@ extension Coordinator {
         }
         var released: UInt64 = 0
         for segment in segments {
-            for (_, holders) in self.holderPieces(segment.range) {
-                for holder in holders {
-                    switch holder {
-                    case .pin(let pinID): self.detachPin(pinID, from: segment.range)
-                    case .fence(let revision): self.detachFence(revision, from: segment.range)
-                    }
+            for holder in segment.payload.holders {
+                switch holder {
+                case .pin(let pinID): self.detachPin(pinID, from: segment.range)
+                case .fence(let revision): self.detachFence(revision, from: segment.range)
                 }
             }
-            self.references.remove(segment.range)
             self.freeBusy(segment.range)
             released += segment.range.count
         }
@@ -224,6 +234,8 @@ extension Coordinator {
                 kept.append(PinnedExtent(fileBlock: extent.fileBlock + offset, physicalBlock: overlap.end, count: extent.count - offset))
             }
         }
+        self.unindexPin(id, inode: pin.inode, extents: pin.extents)
+        self.indexPin(id, inode: pin.inode, extents: kept)
         pin.extents = kept
         let busyRemoved = Swift.min(removed, pin.busyBlocks)
         pin.busyBlocks -= busyRemoved
@@ -247,6 +259,10 @@ extension Coordinator {
         }
         self.fences[revision] = fence
         self.dirty.fences.insert(revision)
+        self.fenceCoverage.update(range) { _, holders in
+            guard let remaining = holders?.removing(.fence(revision)), !remaining.isEmpty else { return nil }
+            return remaining
+        }
     }
 
     /// Deletes a quarantine inode: its blocks become plain busy blocks and follow the

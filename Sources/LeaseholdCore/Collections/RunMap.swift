@@ -52,8 +52,13 @@ public struct RunMap<Payload: RunPayload>: Sendable {
     public private(set) var blockCount: UInt64 = 0
     /// Start keys written or removed since the last ``drainChanges()``.
     private var touched = DirtyKeys<UInt64>()
+    /// False for maps that are never persisted (derived indexes): nothing is recorded.
+    private let tracksChanges: Bool
 
-    public init() {}
+    /// - Parameter tracksChanges: record changed runs for ``drainChanges()``.
+    public init(tracksChanges: Bool = true) {
+        self.tracksChanges = tracksChanges
+    }
 
     /// Number of runs.
     public var runCount: Int { self.runs.count }
@@ -80,12 +85,14 @@ public struct RunMap<Payload: RunPayload>: Sendable {
     /// Calls `body` with each run overlapping `range`, clipped to it, in order.
     public func forEachSegment(overlapping range: BlockRange, _ body: (Segment) throws -> Void) rethrows {
         guard !range.isEmpty else { return }
-        var from = range.start
-        if let (start, run) = self.runs.floor(range.start), start + run.count > range.start { from = start }
-        for (start, run) in self.runs.elements(from: from) {
-            if start >= range.end { break }
+        // Neighbour queries instead of an iterator: no allocation for the common case of
+        // one or two runs.
+        var next = self.runs.floor(range.start).flatMap { $0.key + $0.value.count > range.start ? $0 : nil }
+            ?? self.runs.higher(range.start)
+        while let (start, run) = next, start < range.end {
             let clipped = BlockRange(start: Swift.max(start, range.start), end: Swift.min(start + run.count, range.end))
             try body(Segment(range: clipped, payload: run.payload.advanced(by: clipped.start - start)))
+            next = self.runs.higher(start)
         }
     }
 
@@ -141,11 +148,11 @@ public struct RunMap<Payload: RunPayload>: Sendable {
     public mutating func update(_ range: BlockRange, _ transform: (BlockRange, Payload?) throws -> Payload?) rethrows {
         guard !range.isEmpty else { return }
         var old: [(start: UInt64, run: Run)] = []
-        var from = range.start
-        if let (start, run) = self.runs.floor(range.start), start + run.count > range.start { from = start }
-        for (start, run) in self.runs.elements(from: from) {
-            if start >= range.end { break }
+        var next = self.runs.floor(range.start).flatMap { $0.key + $0.value.count > range.start ? $0 : nil }
+            ?? self.runs.higher(range.start)
+        while let (start, run) = next, start < range.end {
             old.append((start, run))
+            next = self.runs.higher(start)
         }
 
         var pieces: [(start: UInt64, run: Run)] = []
@@ -209,26 +216,30 @@ public struct RunMap<Payload: RunPayload>: Sendable {
         for (start, run) in merged {
             while index < old.count && old[index].start < start {
                 self.runs.removeValue(forKey: old[index].start)
-                self.touched.insert(old[index].start)
+                self.touch(old[index].start)
                 index += 1
             }
             if index < old.count && old[index].start == start {
                 if old[index].run != run {
                     self.runs[start] = run
-                    self.touched.insert(start)
+                    self.touch(start)
                 }
                 index += 1
             } else {
                 self.runs[start] = run
-                self.touched.insert(start)
+                self.touch(start)
             }
         }
         while index < old.count {
             self.runs.removeValue(forKey: old[index].start)
-            self.touched.insert(old[index].start)
+            self.touch(old[index].start)
             index += 1
         }
         self.blockCount = self.blockCount - old.reduce(0) { $0 + $1.run.count } + merged.reduce(0) { $0 + $1.run.count }
+    }
+
+    private mutating func touch(_ start: UInt64) {
+        if self.tracksChanges { self.touched.insert(start) }
     }
 
     /// Removes every run from `range`.
@@ -267,6 +278,7 @@ public struct RunMap<Payload: RunPayload>: Sendable {
 
     /// Rebuilds a map from stored runs (recovery). Runs must be sorted-able and disjoint.
     public init(restoring stored: [(start: UInt64, run: Run)]) {
+        self.tracksChanges = true
         for (start, run) in stored where run.count > 0 {
             self.runs[start] = run
             self.blockCount += run.count
@@ -299,6 +311,7 @@ public struct RunMap<Payload: RunPayload>: Sendable {
 
 extension RunMap: Equatable {
     public static func == (lhs: RunMap, rhs: RunMap) -> Bool {
+        // Only the runs matter, not whether changes are being recorded.
         lhs.blockCount == rhs.blockCount && lhs.runs == rhs.runs
     }
 }

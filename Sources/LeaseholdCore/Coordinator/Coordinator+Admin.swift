@@ -41,25 +41,25 @@ extension Coordinator {
             pending = nil
         }
         self.busy.forEachSegment(overlapping: from) { segment in
-            for (range, holders) in self.holderPieces(segment.range) {
-                let info = self.busyExtentInfo(range: range, state: segment.payload, holders: holders)
-                if var last = pending, last.range.end == range.start, last.quarantine == info.quarantine,
-                    last.pins == info.pins, last.fences == info.fences, last.releaseIn == info.releaseIn
-                {
-                    last.range.end = range.end
-                    last.age = Swift.max(last.age, info.age)
-                    pending = last
-                } else {
-                    flush()
-                    if result.count < page.limit { pending = info }
-                }
+            let info = self.busyExtentInfo(range: segment.range, state: segment.payload)
+            // Runs that differ only in when they became busy show as one extent.
+            if var last = pending, last.range.end == segment.range.start, last.quarantine == info.quarantine,
+                last.pins == info.pins, last.fences == info.fences, last.releaseIn == info.releaseIn
+            {
+                last.range.end = segment.range.end
+                last.age = Swift.max(last.age, info.age)
+                pending = last
+            } else {
+                flush()
+                if result.count < page.limit { pending = info }
             }
         }
         flush()
         return Array(result.prefix(page.limit))
     }
 
-    func busyExtentInfo(range: BlockRange, state: BusyState, holders: HolderSet) -> BusyExtentInfo {
+    func busyExtentInfo(range: BlockRange, state: BusyState) -> BusyExtentInfo {
+        let holders = state.holders
         let pins = holders.pins.compactMap { id -> BusyExtentInfo.PinHolder? in
             guard let pin = self.pins[id] else { return nil }
             return BusyExtentInfo.PinHolder(pin: id, session: pin.session, identity: self.sessions[pin.session]?.identity ?? "", kind: pin.kind)

@@ -84,7 +84,8 @@ extension Coordinator {
 
     /// The breaks of `inode` whose range overlaps any of `ranges`.
     func breaks(on inode: InodeID, overlapping ranges: [BlockRange]) -> [Break] {
-        (self.inodeBreaks[inode] ?? []).compactMap { self.breaks[$0] }.filter { ranges.anyOverlaps($0.range) }
+        guard let keys = self.inodeBreaks[inode] else { return [] }
+        return keys.compactMap { self.breaks[$0] }.filter { ranges.anyOverlaps($0.range) }
     }
 
     /// Moves the breaks of `inode` forward in arrival order: a break starts once no
@@ -219,7 +220,7 @@ extension Coordinator {
         if case .quarantine(let keep) = broken.policy {
             quarantine = QuarantineSource(inode: id, generation: before.generation, fileOffset: self.byteOffset(cut.start), keep: keep)
         }
-        let routed = self.cutBlocks(removed, quarantine: quarantine)
+        let routed = self.cutBlocks(removed, from: id, quarantine: quarantine)
         let after = self.inodes[id]!
         self.step.commits.append(
             CommittedChange(

@@ -49,7 +49,8 @@ extension Coordinator {
         self.fences[revision] = fence
         self.dirty.fences.insert(revision)
         for range in fence.blocks {
-            self.references.update(range) { _, holders in (holders ?? HolderSet()).inserting(.fence(revision)) }
+            self.fenceCoverage.update(range) { _, holders in (holders ?? HolderSet()).inserting(.fence(revision)) }
+            self.addHolder(.fence(revision), to: range)
         }
         for pinID in pinIDs { self.removePin(pinID, reason: .evicted) }
         for layoutID in layoutIDs { self.revokeLayout(layoutID) }
@@ -98,6 +99,10 @@ extension Coordinator {
         self.dirty.fences.insert(revision)
         self.fenceResolvedAt[revision] = nil
         for range in fence.blocks {
+            self.fenceCoverage.update(range) { _, holders in
+                guard let remaining = holders?.removing(.fence(revision)), !remaining.isEmpty else { return nil }
+                return remaining
+            }
             self.removeHolder(.fence(revision), from: range, delay: .zero)
         }
     }

@@ -40,6 +40,7 @@ extension Coordinator {
     /// Validates a list of byte ranges and returns their outward block ranges, coalesced.
     func outwardRanges(_ ranges: [ByteRange]) throws(LeaseholdError) -> [BlockRange] {
         guard !ranges.isEmpty else { throw .invalidArgument("at least one range is required") }
+        if ranges.count == 1 { return [try self.geometry.outward(ranges[0])] }
         guard ranges.count <= self.configuration.maxRangesPerRequest else {
             throw .invalidArgument("\(ranges.count) ranges in one request; at most \(self.configuration.maxRangesPerRequest) are allowed")
         }

@@ -1,8 +1,9 @@
 // MARK: - Pins
 //
-// A pin references the physical blocks mapped in its ranges when it is granted; the
-// reference lives in `references` (physical block -> holders) until the pin ends.
-// A pin never waits on anything it holds: unpin is immediate.
+// A pin references the physical blocks mapped in its ranges when it is granted. Its
+// extents are indexed by (inode, file block) in `pinIndex`; while the blocks stay mapped
+// that is all the pin costs. If a mapping change cuts them, the busy runs they become
+// name the pin among their holders until it ends. Unpin never waits.
 
 extension Coordinator {
     mutating func pin(_ request: PinRequest, caller: Caller, session: SessionID, tag: SlotTag) -> Decision {
@@ -112,9 +113,7 @@ extension Coordinator {
         self.pins[id] = pin
         self.dirty.pins.insert(id)
         self.sessionPins[Pair(session, id)] = true
-        for extent in extents {
-            self.references.update(extent.physicalRange) { _, holders in (holders ?? HolderSet()).inserting(.pin(id)) }
-        }
+        self.indexPin(id, inode: request.inode, extents: extents)
         let identity = self.sessions.withValue(forKey: session) { $0.identity }!
         self.usage[identity, default: IdentityUsage()].pins += 1
         self.usage[identity, default: IdentityUsage()].pinnedBlocks += pin.blockCount
@@ -157,26 +156,50 @@ extension Coordinator {
         if let recall = self.pinRecalls[id] {
             self.resolveRecall(recall, answered: reason != .evicted)
         }
-        for extent in pin.extents {
-            self.removeHolder(.pin(id), from: extent.physicalRange, delay: self.configuration.releaseDelay)
+        self.unindexPin(id, inode: pin.inode, extents: pin.extents)
+        if pin.busyBlocks > 0 {
+            for extent in pin.extents {
+                self.removeHolder(.pin(id), from: extent.physicalRange, delay: self.configuration.releaseDelay)
+            }
         }
         self.emit(.pinReleased(id, reason: reason))
         self.poke(pin.inode)
     }
 
-    /// Pins holding references to physical blocks of `range`.
-    func pinsReferencing(_ range: BlockRange) -> Set<PinID> {
-        var result: Set<PinID> = []
-        self.references.forEachSegment(overlapping: range) { result.formUnion($0.payload.pins) }
-        return result
+    mutating func indexPin(_ id: PinID, inode: InodeID, extents: [PinnedExtent]) {
+        for extent in extents {
+            self.pinIndex[PinIndexKey(inode: inode, fileBlock: extent.fileBlock, pin: id)] = extent
+            self.longestPinExtent = Swift.max(self.longestPinExtent, extent.count)
+        }
+    }
+
+    mutating func unindexPin(_ id: PinID, inode: InodeID, extents: [PinnedExtent]) {
+        for extent in extents {
+            self.pinIndex.removeValue(forKey: PinIndexKey(inode: inode, fileBlock: extent.fileBlock, pin: id))
+        }
+    }
+
+    /// Calls `body` with every pin extent of `inode` whose file blocks overlap `range`.
+    func forEachPinExtent(inode: InodeID, overlapping range: BlockRange, _ body: (PinID, PinnedExtent) -> Void) {
+        let from = range.start > self.longestPinExtent ? range.start - self.longestPinExtent : 0
+        for (key, extent) in self.pinIndex.elements(from: PinIndexKey(inode: inode, fileBlock: from, pin: PinID(rawValue: 0))) {
+            guard key.inode == inode, key.fileBlock < range.end else { break }
+            if extent.fileRange.overlaps(range) { body(key.pin, extent) }
+        }
     }
 
     /// Pins that conflict with a mapping change of `range` on `inode`: those referencing
-    /// blocks still mapped there.
+    /// blocks still mapped there, where they were pinned.
     func conflictingPins(inode: InodeID, range: BlockRange) -> [PinID] {
-        guard let map = self.inodes[inode]?.map else { return [] }
         var result: Set<PinID> = []
-        map.forEachExtent(in: range) { result.formUnion(self.pinsReferencing($0.physicalRange)) }
+        self.inodes.withValue(forKey: inode) { inode in
+            self.forEachPinExtent(inode: inode.id, overlapping: range) { pin, extent in
+                guard !result.contains(pin), let overlap = extent.fileRange.intersection(range) else { return }
+                inode.map.forEachExtent(in: overlap) { mapped in
+                    if mapped.physicalBlock == extent.physicalBlock + (mapped.fileBlock - extent.fileBlock) { result.insert(pin) }
+                }
+            }
+        }
         return result.sorted()
     }
 

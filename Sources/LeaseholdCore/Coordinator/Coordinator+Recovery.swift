@@ -79,7 +79,7 @@ extension Coordinator {
                 problems.append(InvariantViolation(invariant: 6, message: "busy row \(range) is empty or overlaps another"))
                 continue
             }
-            self.busy.insert(range, payload: BusyState(quarantine: record.quarantine, since: now))
+            self.busy.insert(range, payload: BusyState(holders: HolderSet(), quarantine: record.quarantine, since: now))
             if record.quarantine != nil { self.quarantinedBlocks += range.count }
         }
 
@@ -113,8 +113,10 @@ extension Coordinator {
             let pin = Pin(record: record)
             self.pins[id] = pin
             self.sessionPins[Pair(pin.session, id)] = true
-            for extent in pin.extents where extent.count > 0 {
-                self.references.update(extent.physicalRange) { _, holders in (holders ?? HolderSet()).inserting(.pin(id)) }
+            self.indexPin(id, inode: pin.inode, extents: pin.extents.filter { $0.count > 0 })
+            if pin.busyBlocks > 0 {
+                // Its cut blocks are busy: it is one of their holders again.
+                for extent in pin.extents where extent.count > 0 { self.addHolder(.pin(id), to: extent.physicalRange) }
             }
             if let identity = self.sessions[pin.session]?.identity {
                 self.usage[identity, default: IdentityUsage()].pins += 1
@@ -158,7 +160,8 @@ extension Coordinator {
         for (revision, fence) in state.fences {
             self.fences[revision] = fence
             for range in fence.blocks where !range.isEmpty {
-                self.references.update(range) { _, holders in (holders ?? HolderSet()).inserting(.fence(revision)) }
+                self.fenceCoverage.update(range) { _, holders in (holders ?? HolderSet()).inserting(.fence(revision)) }
+                self.addHolder(.fence(revision), to: range)
             }
             self.evicted[fence.session] = (fence.reason, revision)
             self.evictedOrder.append(fence.session)
@@ -171,10 +174,7 @@ extension Coordinator {
         }
 
         // Busy blocks that nothing holds restart their release delay in full.
-        var unheld: [BlockRange] = []
-        for segment in self.busy.allSegments {
-            for (range, holders) in self.holderPieces(segment.range) where holders.isEmpty { unheld.append(range) }
-        }
+        let unheld = self.busy.allSegments.filter { $0.payload.holders.isEmpty }.map(\.range)
         let releaseAt = now + configuration.releaseDelay
         for range in unheld {
             self.busy.update(range) { _, state in

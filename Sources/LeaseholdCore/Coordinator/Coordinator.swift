@@ -31,8 +31,13 @@ public struct Coordinator: Sendable {
     var targets = OrderedMap<String, StorageTarget>()
 
     // MARK: Derived indexes (rebuilt at recovery)
-    /// Holders of every referenced physical block: live pins and unreleased fences.
-    var references = RunMap<HolderSet>()
+    /// Every pin extent by (inode, file block, pin): finds the pins that conflict with a
+    /// mapping change, and the pins that hold blocks being cut.
+    var pinIndex = OrderedMap<PinIndexKey, PinnedExtent>()
+    /// The longest pin extent ever indexed: how far before a range a pin may start.
+    var longestPinExtent: UInt64 = 0
+    /// Physical blocks each unreleased fence covers (its session's grants at eviction).
+    var fenceCoverage = RunMap<HolderSet>(tracksChanges: false)
     var sessionPins = OrderedMap<Pair<SessionID, PinID>, Bool>()
     var sessionLayouts = OrderedMap<Pair<SessionID, LayoutID>, Bool>()
     var inodeLayouts = OrderedMap<Pair<InodeID, LayoutID>, Bool>()
@@ -333,6 +338,17 @@ struct Pair<A: Comparable & Hashable & Sendable, B: Comparable & Hashable & Send
 
     static func < (lhs: Pair, rhs: Pair) -> Bool {
         lhs.first < rhs.first || (lhs.first == rhs.first && lhs.second < rhs.second)
+    }
+}
+
+/// Orders pin extents by inode and file block.
+struct PinIndexKey: Hashable, Comparable, Sendable {
+    var inode: InodeID
+    var fileBlock: UInt64
+    var pin: PinID
+
+    static func < (lhs: PinIndexKey, rhs: PinIndexKey) -> Bool {
+        (lhs.inode, lhs.fileBlock, lhs.pin) < (rhs.inode, rhs.fileBlock, rhs.pin)
     }
 }
 

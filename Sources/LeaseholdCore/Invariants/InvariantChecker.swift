@@ -125,55 +125,54 @@ public enum InvariantChecker {
     // MARK: 2. Pin safety
 
     static func checkPinSafety(_ c: Coordinator, _ report: inout Report) {
-        var referencedByPin: [PinID: UInt64] = [:]
-        var fencesReferenced: Set<FenceRevision> = []
-        for segment in c.references.allSegments {
-            for holder in segment.payload {
-                switch holder {
-                case .pin(let id): referencedByPin[id, default: 0] += segment.range.count
-                case .fence(let revision): fencesReferenced.insert(revision)
-                }
-            }
+        var busyByPin: [PinID: UInt64] = [:]
+        for segment in c.busy.allSegments {
+            for pin in segment.payload.holders.pins { busyByPin[pin, default: 0] += segment.range.count }
         }
+        var indexed = 0
         for (id, pin) in c.pins {
             let inode = c.inodes[pin.inode]
+            var heldByPin: UInt64 = 0
             for extent in pin.extents {
                 if c.free.freeCount(in: extent.physicalRange) > 0 {
                     report.add(2, "pin \(id) references blocks of \(extent.physicalRange) that are free")
                 }
-                // Each block: still mapped where pinned, or busy/quarantined.
+                // Each block: still mapped where pinned, or busy (or quarantined) and held by the pin.
                 var stillMapped: UInt64 = 0
                 inode?.map.forEachExtent(in: extent.fileRange) { mapped in
-                    let expected = extent.physicalBlock + (mapped.fileBlock - extent.fileBlock)
-                    if mapped.physicalBlock == expected { stillMapped += mapped.count }
-                }
-                let busy = c.busy.coveredCount(in: extent.physicalRange)
-                if stillMapped + busy != extent.count {
-                    report.add(
-                        2,
-                        "pin \(id) references \(extent.physicalRange): \(stillMapped) blocks still mapped where pinned and \(busy) busy, of \(extent.count)"
-                    )
+                    if mapped.physicalBlock == extent.physicalBlock + (mapped.fileBlock - extent.fileBlock) { stillMapped += mapped.count }
                 }
                 var held: UInt64 = 0
-                c.references.forEachSegment(overlapping: extent.physicalRange) { segment in
-                    if segment.payload.contains(.pin(id)) { held += segment.range.count }
+                c.busy.forEachSegment(overlapping: extent.physicalRange) { segment in
+                    if segment.payload.holders.contains(.pin(id)) { held += segment.range.count }
                 }
-                if held != extent.count {
-                    report.add(2, "pin \(id) references \(extent.physicalRange) but the reference index holds \(held) of those blocks for it")
+                heldByPin += held
+                if stillMapped + held != extent.count {
+                    report.add(
+                        2,
+                        "pin \(id) references \(extent.physicalRange): \(stillMapped) blocks still mapped where pinned and \(held) busy blocks held by it, of \(extent.count)"
+                    )
                 }
+                if c.pinIndex[PinIndexKey(inode: pin.inode, fileBlock: extent.fileBlock, pin: id)] != extent {
+                    report.add(6, "pin \(id) extent \(extent.fileRange) is missing from the pin index")
+                }
+                if extent.count > c.longestPinExtent {
+                    report.add(6, "pin \(id) extent of \(extent.count) blocks is longer than the index's bound \(c.longestPinExtent)")
+                }
+                indexed += 1
             }
-            if referencedByPin[id, default: 0] != pin.blockCount {
-                report.add(2, "pin \(id) references \(pin.blockCount) blocks but the reference index holds \(referencedByPin[id, default: 0])")
+            if heldByPin != pin.busyBlocks || busyByPin[id, default: 0] != pin.busyBlocks {
+                report.add(2, "pin \(id) counts \(pin.busyBlocks) busy blocks; busy runs name it on \(busyByPin[id, default: 0]), \(heldByPin) of them within its extents")
             }
             if c.sessions[pin.session] == nil {
                 report.add(2, "pin \(id) belongs to session \(pin.session), which is not live")
             }
         }
-        for (id, _) in referencedByPin where c.pins[id] == nil {
-            report.add(2, "the reference index holds blocks for pin \(id), which does not exist")
+        if c.pinIndex.count != indexed {
+            report.add(6, "the pin index has \(c.pinIndex.count) entries for \(indexed) pin extents")
         }
-        for revision in fencesReferenced where c.fences[revision] == nil {
-            report.add(3, "the reference index holds blocks for fence \(revision), which is not in the feed")
+        for (id, _) in busyByPin where c.pins[id] == nil {
+            report.add(3, "busy blocks are held by pin \(id), which does not exist")
         }
     }
 
@@ -181,39 +180,52 @@ public enum InvariantChecker {
 
     static func checkBusyHeld(_ c: Coordinator, _ report: inout Report) {
         for segment in c.busy.allSegments {
+            let range = segment.range
+            let holders = segment.payload.holders
             var kept = false
             if let quarantine = segment.payload.quarantine, case .quarantine(let source)? = c.inodes[quarantine]?.kind {
                 kept = source.keep
             }
-            var cursor = segment.range.start
-            var pieces: [(BlockRange, HolderSet)] = []
-            c.references.forEachSegment(overlapping: segment.range) { reference in
-                if reference.range.start > cursor { pieces.append((BlockRange(start: cursor, end: reference.range.start), HolderSet())) }
-                pieces.append((reference.range, reference.payload))
-                cursor = reference.range.end
-            }
-            if cursor < segment.range.end { pieces.append((BlockRange(start: cursor, end: segment.range.end), HolderSet())) }
-            for (range, holders) in pieces {
-                if holders.isEmpty {
-                    if kept { continue }
-                    guard let at = segment.payload.releaseAt else {
-                        report.add(3, "busy blocks \(range) have no holder and no release time")
-                        continue
-                    }
-                    if at < c.now {
-                        report.add(3, "busy blocks \(range) have no holder and their release delay ended at \(at)")
-                    }
+            if holders.isEmpty {
+                if kept { continue }
+                guard let at = segment.payload.releaseAt else {
+                    report.add(3, "busy blocks \(range) have no holder and no release time")
                     continue
                 }
-                if segment.payload.releaseAt != nil {
-                    report.add(3, "busy blocks \(range) are held by \(holders.holders) but already scheduled for release")
+                if at < c.now {
+                    report.add(3, "busy blocks \(range) have no holder and their release delay ended at \(at)")
                 }
-                for revision in holders.fences {
-                    if let resolved = c.fenceResolvedAt[revision], resolved + c.configuration.releaseDelay <= c.now {
-                        report.add(3, "busy blocks \(range) are held by fence \(revision), whose release delay ended")
-                    }
+                continue
+            }
+            if segment.payload.releaseAt != nil {
+                report.add(3, "busy blocks \(range) are held by \(holders.holders) but already scheduled for release")
+            }
+            for revision in holders.fences {
+                guard let fence = c.fences[revision] else {
+                    report.add(3, "busy blocks \(range) are held by fence \(revision), which is not in the feed")
+                    continue
+                }
+                if !Coordinator.covers(fence.blocks, range) {
+                    report.add(3, "busy blocks \(range) are held by fence \(revision), which does not cover them")
+                }
+                if let resolved = c.fenceResolvedAt[revision], resolved + c.configuration.releaseDelay <= c.now {
+                    report.add(3, "busy blocks \(range) are held by fence \(revision), whose release delay ended")
                 }
             }
+        }
+        // The fence coverage index holds exactly every fence's blocks.
+        var covered: [FenceRevision: UInt64] = [:]
+        for segment in c.fenceCoverage.allSegments {
+            if segment.payload.isEmpty || !segment.payload.pins.isEmpty {
+                report.add(6, "fence coverage over \(segment.range) holds \(segment.payload.holders)")
+            }
+            for revision in segment.payload.fences { covered[revision, default: 0] += segment.range.count }
+        }
+        for (revision, fence) in c.fences where covered[revision, default: 0] != fence.blocks.totalCount {
+            report.add(3, "fence \(revision) covers \(fence.blocks.totalCount) blocks but the coverage index holds \(covered[revision, default: 0])")
+        }
+        for (revision, _) in covered where c.fences[revision] == nil {
+            report.add(3, "the coverage index holds blocks for fence \(revision), which is not in the feed")
         }
         for (revision, resolvedAt) in c.fenceResolvedAt where c.fences[revision] != nil {
             let stillWaiting = c.targets.contains { $0.value.acknowledged < revision }
@@ -237,12 +249,10 @@ public enum InvariantChecker {
             case .busy, .quarantine: pinsSurvive = true
             case .wait, .fail: pinsSurvive = false
             }
-            for range in change.cut {
-                c.references.forEachSegment(overlapping: range) { segment in
-                    let pins = segment.payload.pins.filter { $0 <= change.lastPin }
-                    if !pinsSurvive && !pins.isEmpty {
-                        report.add(4, "after a \(change.policy) mapping change, pins \(pins) still reference cut blocks \(segment.range)")
-                    }
+            guard !pinsSurvive else { continue }
+            for (id, pin) in c.pins where id <= change.lastPin {
+                for extent in pin.extents where change.cut.anyOverlaps(extent.physicalRange) {
+                    report.add(4, "after a \(change.policy) mapping change, pin \(id) still references cut blocks \(extent.physicalRange)")
                 }
             }
         }
@@ -354,10 +364,7 @@ public enum InvariantChecker {
     static func checkWellFormed(_ c: Coordinator, _ report: inout Report) {
         for problem in c.free.structuralProblems() { report.add(6, "free space: \(problem)") }
         for problem in c.busy.structuralProblems() { report.add(6, "busy blocks: \(problem)") }
-        for problem in c.references.structuralProblems() { report.add(6, "block references: \(problem)") }
-        for segment in c.references.allSegments where segment.payload.isEmpty {
-            report.add(6, "block references: empty holder set over \(segment.range)")
-        }
+        for problem in c.fenceCoverage.structuralProblems() { report.add(6, "fence coverage: \(problem)") }
         for (id, inode) in c.inodes {
             for problem in inode.map.structuralProblems() { report.add(6, "inode \(id) extent map: \(problem)") }
             let limit = c.geometry.blocksForSize(inode.size)
