@@ -25,7 +25,7 @@ struct DirtyKeys<Key: Hashable & Sendable>: Sendable {
     var elements: [Key] { self.large.map(Array.init) ?? self.small }
 
     mutating func removeAll() {
-        self.small.removeAll(keepingCapacity: true)
-        self.large = nil
+        if !self.small.isEmpty { self.small.removeAll(keepingCapacity: true) }
+        if self.large != nil { self.large = nil }
     }
 }

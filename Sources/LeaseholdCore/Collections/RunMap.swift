@@ -266,9 +266,9 @@ public struct RunMap<Payload: RunPayload>: Sendable {
 
     /// The runs changed since the last call: a key maps to its run, or to `nil` when it
     /// was removed. Reading it resets the record.
-    public mutating func drainChanges() -> [UInt64: Run?] {
-        var changes: [UInt64: Run?] = [:]
-        for start in self.touched.elements { changes[start] = .some(self.runs[start]) }
+    public mutating func drainChanges() -> [(start: UInt64, run: Run?)] {
+        guard !self.touched.isEmpty else { return [] }
+        let changes = self.touched.elements.map { (start: $0, run: self.runs[$0]) }
         self.touched.removeAll()
         return changes
     }

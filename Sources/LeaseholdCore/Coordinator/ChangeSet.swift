@@ -1,57 +1,45 @@
-/// What one step changed, as rows to write: every key maps to its new row, or to `nil`
-/// when the row was deleted. Only changed rows are listed, so the journal never rewrites
-/// whole tables. Change sets of consecutive steps merge (the later row wins), which is
-/// what group commit does with every change set queued during one transaction.
+/// What one step changed, as rows to write: each row carries its key and either the new
+/// row or `nil` for a deletion. Only changed rows are listed, so the journal never
+/// rewrites whole tables. Within one change set a key appears at most once per table
+/// except where a later row supersedes an earlier one; apply rows in order. Change sets of
+/// consecutive steps concatenate (later rows win), which is what group commit does with
+/// every change set queued during one transaction.
 public struct ChangeSet: Hashable, Sendable {
-    public var volume: VolumeRecord?
-    public var counters: Counters?
-    public var inodes: [InodeID: InodeRecord?] = [:]
-    /// Extent rows by (inode, first file block).
-    public var extents: [ExtentKey: MappedExtent?] = [:]
-    /// Free extents by first block: count.
-    public var freeExtents: [UInt64: UInt64?] = [:]
-    /// Busy runs by first block.
-    public var busy: [UInt64: BusyRecord?] = [:]
-    public var sessions: [SessionID: SessionRecord?] = [:]
-    public var slots: [SlotKey: SlotRecord?] = [:]
-    public var pins: [PinID: PinRecord?] = [:]
-    public var layouts: [LayoutID: LayoutRecord?] = [:]
-    public var recalls: [RecallID: RecallRecord?] = [:]
-    public var fences: [FenceRevision: Fence?] = [:]
-    public var targets: [String: StorageTarget?] = [:]
+    /// One row of one table.
+    public enum Row: Hashable, Sendable {
+        case volume(VolumeRecord)
+        case counters(Counters)
+        case inode(InodeID, InodeRecord?)
+        /// Extent rows by (inode, first file block).
+        case extent(ExtentKey, MappedExtent?)
+        /// Free extents by first block: count.
+        case freeExtent(UInt64, count: UInt64?)
+        /// Busy runs by first block.
+        case busy(UInt64, BusyRecord?)
+        case session(SessionID, SessionRecord?)
+        case slot(SlotKey, SlotRecord?)
+        case pin(PinID, PinRecord?)
+        case layout(LayoutID, LayoutRecord?)
+        case recall(RecallID, RecallRecord?)
+        case fence(FenceRevision, Fence?)
+        case target(String, StorageTarget?)
+    }
 
-    public init() {}
+    public var rows: [Row]
+
+    public init(rows: [Row] = []) {
+        self.rows = rows
+    }
 
     /// Whether nothing changed (nothing to commit).
-    public var isEmpty: Bool {
-        self.volume == nil && self.counters == nil && self.inodes.isEmpty && self.extents.isEmpty
-            && self.freeExtents.isEmpty && self.busy.isEmpty && self.sessions.isEmpty && self.slots.isEmpty
-            && self.pins.isEmpty && self.layouts.isEmpty && self.recalls.isEmpty && self.fences.isEmpty
-            && self.targets.isEmpty
-    }
+    public var isEmpty: Bool { self.rows.isEmpty }
 
     /// Number of rows written or deleted.
-    public var rowCount: Int {
-        (self.volume == nil ? 0 : 1) + (self.counters == nil ? 0 : 1) + self.inodes.count + self.extents.count
-            + self.freeExtents.count + self.busy.count + self.sessions.count + self.slots.count + self.pins.count
-            + self.layouts.count + self.recalls.count + self.fences.count + self.targets.count
-    }
+    public var rowCount: Int { self.rows.count }
 
-    /// Folds a later change set into this one.
+    /// Appends a later change set: its rows win over this one's.
     public mutating func merge(_ later: ChangeSet) {
-        if let volume = later.volume { self.volume = volume }
-        if let counters = later.counters { self.counters = counters }
-        self.inodes.merge(later.inodes) { $1 }
-        self.extents.merge(later.extents) { $1 }
-        self.freeExtents.merge(later.freeExtents) { $1 }
-        self.busy.merge(later.busy) { $1 }
-        self.sessions.merge(later.sessions) { $1 }
-        self.slots.merge(later.slots) { $1 }
-        self.pins.merge(later.pins) { $1 }
-        self.layouts.merge(later.layouts) { $1 }
-        self.recalls.merge(later.recalls) { $1 }
-        self.fences.merge(later.fences) { $1 }
-        self.targets.merge(later.targets) { $1 }
+        self.rows.append(contentsOf: later.rows)
     }
 }
 

@@ -21,7 +21,7 @@ extension Coordinator {
     /// current runs plus any the step already changed, so all of them are deleted.
     mutating func removeInode(_ id: InodeID) {
         guard var inode = self.inodes.removeValue(forKey: id) else { return }
-        let starts = Array(inode.map.drainChanges().keys) + inode.map.extents.map(\.fileBlock)
+        let starts = inode.map.drainChanges().map(\.fileBlock) + inode.map.extents.map(\.fileBlock)
         for start in starts {
             self.dirty.removedExtents.updateValue(nil, forKey: ExtentKey(inode: id, fileBlock: start))
         }
@@ -30,39 +30,37 @@ extension Coordinator {
 
     /// Collects the rows changed by the current step and resets the records.
     mutating func drainChanges() -> ChangeSet {
-        var changes = ChangeSet()
-        if self.dirty.volume { changes.volume = self.volume }
-        if self.dirty.counters { changes.counters = self.counters }
-        changes.extents = self.dirty.removedExtents
+        var rows: [ChangeSet.Row] = []
+        if self.dirty.volume { rows.append(.volume(self.volume)) }
+        if self.dirty.counters { rows.append(.counters(self.counters)) }
+        for (key, extent) in self.dirty.removedExtents { rows.append(.extent(key, extent)) }
         for id in self.dirty.inodes.elements {
             guard let inode = self.inodes[id] else {
-                changes.inodes.updateValue(nil, forKey: id)
+                rows.append(.inode(id, nil))
                 continue
             }
-            changes.inodes.updateValue(inode.record, forKey: id)
+            rows.append(.inode(id, inode.record))
             guard inode.map.hasChanges else { continue }
-            let extentChanges = self.inodes.modifyValue(forKey: id) { $0.map.drainChanges() } ?? [:]
+            let extentChanges = self.inodes.modifyValue(forKey: id) { $0.map.drainChanges() } ?? []
             for (fileBlock, extent) in extentChanges {
-                changes.extents.updateValue(extent, forKey: ExtentKey(inode: id, fileBlock: fileBlock))
+                rows.append(.extent(ExtentKey(inode: id, fileBlock: fileBlock), extent))
             }
         }
-        changes.freeExtents = self.free.drainChanges()
+        for (start, count) in self.free.drainChanges() { rows.append(.freeExtent(start, count: count)) }
+        for (start, record) in self.dirty.busyRows { rows.append(.busy(start, record)) }
         for (start, run) in self.busy.drainChanges() {
-            changes.busy.updateValue(run.map { BusyRecord(count: $0.count, quarantine: $0.payload.quarantine) }, forKey: start)
+            rows.append(.busy(start, run.map { BusyRecord(count: $0.count, quarantine: $0.payload.quarantine) }))
         }
-        for id in self.dirty.sessions.elements {
-            changes.sessions.updateValue(self.sessions[id]?.record, forKey: id)
-        }
+        for id in self.dirty.sessions.elements { rows.append(.session(id, self.sessions[id]?.record)) }
         for key in self.dirty.slots.elements {
-            changes.slots.updateValue(self.sessions.withValue(forKey: key.session) { $0.slot(Int(key.slot)).stored } ?? nil, forKey: key)
+            rows.append(.slot(key, self.sessions.withValue(forKey: key.session) { $0.slot(Int(key.slot)).stored } ?? nil))
         }
-        changes.busy.merge(self.dirty.busyRows) { current, _ in current }
-        for id in self.dirty.pins.elements { changes.pins.updateValue(self.pins[id]?.record, forKey: id) }
-        for id in self.dirty.layouts.elements { changes.layouts.updateValue(self.layouts[id]?.record, forKey: id) }
-        for id in self.dirty.recalls.elements { changes.recalls.updateValue(self.recalls[id]?.record, forKey: id) }
-        for revision in self.dirty.fences.elements { changes.fences.updateValue(self.fences[revision], forKey: revision) }
-        for name in self.dirty.targets.elements { changes.targets.updateValue(self.targets[name], forKey: name) }
+        for id in self.dirty.pins.elements { rows.append(.pin(id, self.pins.withValue(forKey: id) { $0.record })) }
+        for id in self.dirty.layouts.elements { rows.append(.layout(id, self.layouts[id]?.record)) }
+        for id in self.dirty.recalls.elements { rows.append(.recall(id, self.recalls[id]?.record)) }
+        for revision in self.dirty.fences.elements { rows.append(.fence(revision, self.fences[revision])) }
+        for name in self.dirty.targets.elements { rows.append(.target(name, self.targets[name])) }
         self.dirty.reset()
-        return changes
+        return ChangeSet(rows: rows)
     }
 }

@@ -112,16 +112,16 @@ public struct Coordinator: Sendable {
     mutating func beginStep(at now: Instant) {
         // The clock is monotonic; an earlier instant is treated as "no time passed".
         self.now = Swift.max(now, self.now)
-        self.step = StepState()
+        self.step.reset()
         self.settle()
     }
 
     mutating func finishStep(_ decision: Decision?) -> Output {
         self.settle()
-        var effects = self.step.effects
+        var effects = Effects()
+        swap(&effects, &self.step.effects)
         effects.changes = self.drainChanges()
         effects.nextDeadline = self.timers.next
-        self.step.effects = Effects()
         return Output(decision: decision, effects: effects)
     }
 
@@ -377,6 +377,15 @@ struct StepState: Sendable {
     var inlineReplies: [SlotKey: Reply] = [:]
     /// Mapping changes committed in this step, for invariant 4.
     var commits: [CommittedChange] = []
+
+    /// Forgets the previous step, without reallocating what is already empty.
+    mutating func reset() {
+        if !self.pokedInodes.isEmpty { self.pokedInodes.removeAll() }
+        self.spaceFreed = false
+        if !self.inline.isEmpty { self.inline.removeAll() }
+        if !self.inlineReplies.isEmpty { self.inlineReplies.removeAll() }
+        if !self.commits.isEmpty { self.commits.removeAll() }
+    }
 }
 
 /// A mapping change that committed, as the invariant checker needs it.
@@ -413,6 +422,8 @@ struct DirtyRecords: Sendable {
     mutating func reset() {
         self.volume = false
         self.counters = false
+        if !self.removedExtents.isEmpty { self.removedExtents.removeAll() }
+        if !self.busyRows.isEmpty { self.busyRows.removeAll() }
         self.inodes.removeAll()
         self.sessions.removeAll()
         self.slots.removeAll()
@@ -421,7 +432,5 @@ struct DirtyRecords: Sendable {
         self.recalls.removeAll()
         self.fences.removeAll()
         self.targets.removeAll()
-        if !self.removedExtents.isEmpty { self.removedExtents.removeAll() }
-        if !self.busyRows.isEmpty { self.busyRows.removeAll() }
     }
 }

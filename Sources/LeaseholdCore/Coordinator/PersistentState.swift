@@ -20,24 +20,22 @@ public struct PersistentState: Hashable, Sendable {
 
     /// Applies a change set: upserts rows, deletes `nil` ones.
     public mutating func apply(_ changes: ChangeSet) {
-        if let volume = changes.volume { self.volume = volume }
-        if let counters = changes.counters { self.counters = counters }
-        Self.apply(changes.inodes, to: &self.inodes)
-        Self.apply(changes.extents, to: &self.extents)
-        Self.apply(changes.freeExtents, to: &self.freeExtents)
-        Self.apply(changes.busy, to: &self.busy)
-        Self.apply(changes.sessions, to: &self.sessions)
-        Self.apply(changes.slots, to: &self.slots)
-        Self.apply(changes.pins, to: &self.pins)
-        Self.apply(changes.layouts, to: &self.layouts)
-        Self.apply(changes.recalls, to: &self.recalls)
-        Self.apply(changes.fences, to: &self.fences)
-        Self.apply(changes.targets, to: &self.targets)
-    }
-
-    private static func apply<K: Hashable, V>(_ rows: [K: V?], to table: inout [K: V]) {
-        for (key, row) in rows {
-            if let row { table[key] = row } else { table.removeValue(forKey: key) }
+        for row in changes.rows {
+            switch row {
+            case .volume(let volume): self.volume = volume
+            case .counters(let counters): self.counters = counters
+            case .inode(let key, let value): self.inodes[key] = value
+            case .extent(let key, let value): self.extents[key] = value
+            case .freeExtent(let key, let count): self.freeExtents[key] = count
+            case .busy(let key, let value): self.busy[key] = value
+            case .session(let key, let value): self.sessions[key] = value
+            case .slot(let key, let value): self.slots[key] = value
+            case .pin(let key, let value): self.pins[key] = value
+            case .layout(let key, let value): self.layouts[key] = value
+            case .recall(let key, let value): self.recalls[key] = value
+            case .fence(let key, let value): self.fences[key] = value
+            case .target(let key, let value): self.targets[key] = value
+            }
         }
     }
 

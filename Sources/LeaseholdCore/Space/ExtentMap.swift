@@ -154,21 +154,15 @@ public struct ExtentMap: Sendable, Equatable {
     }
 
     /// Runs changed since the last call, by file block (`nil` = removed).
-    public mutating func drainChanges() -> [UInt64: MappedExtent?] {
-        var changes: [UInt64: MappedExtent?] = [:]
-        for (start, run) in self.runs.drainChanges() {
-            changes[start] = .some(
+    public mutating func drainChanges() -> [(fileBlock: UInt64, extent: MappedExtent?)] {
+        self.runs.drainChanges().map { start, run in
+            (
+                start,
                 run.map {
-                    MappedExtent(
-                        fileBlock: start,
-                        physicalBlock: $0.payload.physicalBlock,
-                        count: $0.count,
-                        written: $0.payload.written
-                    )
+                    MappedExtent(fileBlock: start, physicalBlock: $0.payload.physicalBlock, count: $0.count, written: $0.payload.written)
                 }
             )
         }
-        return changes
     }
 
     public var hasChanges: Bool { self.runs.hasChanges }

@@ -160,9 +160,9 @@ public struct FreeSpace: Sendable, Equatable {
     // MARK: - Persistence and checks
 
     /// Free extents changed since the last call: start -> count, or `nil` when removed.
-    public mutating func drainChanges() -> [UInt64: UInt64?] {
-        var changes: [UInt64: UInt64?] = [:]
-        for start in self.touched.elements { changes[start] = .some(self.byStart[start]) }
+    public mutating func drainChanges() -> [(start: UInt64, count: UInt64?)] {
+        guard !self.touched.isEmpty else { return [] }
+        let changes = self.touched.elements.map { (start: $0, count: self.byStart[$0]) }
         self.touched.removeAll()
         return changes
     }
