@@ -137,7 +137,7 @@ public struct Coordinator: Sendable {
             }
             if !self.step.pokedInodes.isEmpty {
                 let inodes = self.step.pokedInodes.sorted()
-                self.step.pokedInodes.removeAll()
+                self.step.pokedInodes.removeAll(keepingCapacity: true)
                 for inode in inodes { self.advance(inode: inode) }
                 progressed = true
             }
@@ -162,8 +162,10 @@ public struct Coordinator: Sendable {
         }
     }
 
-    /// Marks an inode for re-evaluation of its breaks and waiting pins at the end of the step.
+    /// Marks an inode for re-evaluation of its breaks and waiting pins at the end of the
+    /// step; an inode with neither has nothing to re-evaluate.
     mutating func poke(_ inode: InodeID) {
+        guard self.inodeBreaks[inode] != nil || self.inodePinWaits[inode] != nil else { return }
         self.step.pokedInodes.insert(inode)
     }
 
@@ -380,7 +382,7 @@ struct StepState: Sendable {
 
     /// Forgets the previous step, without reallocating what is already empty.
     mutating func reset() {
-        if !self.pokedInodes.isEmpty { self.pokedInodes.removeAll() }
+        if !self.pokedInodes.isEmpty { self.pokedInodes.removeAll(keepingCapacity: true) }
         self.spaceFreed = false
         if !self.inline.isEmpty { self.inline.removeAll() }
         if !self.inlineReplies.isEmpty { self.inlineReplies.removeAll() }
