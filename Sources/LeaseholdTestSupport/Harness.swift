@@ -29,6 +29,8 @@ public struct Harness: Sendable {
     public var checksEveryStep = true
     public private(set) var steps = 0
 
+    /// The secret each session was opened with.
+    public private(set) var secrets: [SessionID: SessionSecret] = [:]
     private var callers: [SessionID: Caller] = [:]
     private var sequences: [SlotKey: UInt64] = [:]
     private var pendingSlots: Set<SlotKey> = []
@@ -93,6 +95,7 @@ public struct Harness: Sendable {
         }
         if case .success(.sessionOpened(let grant)) = output.reply {
             self.callers[grant.session] = caller
+            self.secrets[grant.session] = grant.secret
         }
         self.record(output, step: "\(command.name) in session \(session.map(\.description) ?? "-")")
         return (output, pending)
