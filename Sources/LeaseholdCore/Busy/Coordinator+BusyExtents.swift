@@ -27,7 +27,15 @@ extension Coordinator {
     mutating func cutBlocks(_ removed: [MappedExtent], from inode: InodeID, quarantine source: QuarantineSource?) -> CutResult {
         var result = CutResult()
         var quarantine: Inode?
+        // Without pins on the inode and without fences, nothing can hold the blocks.
+        let mayBeHeld = !self.fenceCoverage.isEmpty
+            || self.pinIndex.ceiling(PinIndexKey(inode: inode, fileBlock: 0, pin: PinID(rawValue: 0)))?.key.inode == inode
         for extent in removed {
+            guard mayBeHeld else {
+                self.free.free(extent.physicalRange)
+                result.freed += extent.count
+                continue
+            }
             for (range, holders) in self.holders(ofCut: extent, inode: inode) {
                 guard !holders.isEmpty else {
                     self.free.free(range)
