@@ -89,4 +89,26 @@ struct OrderedMapTests {
         #expect(map.first == nil)
         #expect(map.structuralProblems() == [])
     }
+
+    @Test("ascending inserts keep nodes full; removals in any order keep the tree well formed")
+    func ascendingInserts() {
+        var random = SeededGenerator(seed: 9)
+        var map = OrderedMap<Int, Int>()
+        for key in 0..<20_000 { map[key] = key }
+        #expect(map.structuralProblems() == [])
+        // Full leaves: about 20_000 / 62 leaves, so the depth stays small.
+        var model = Set(0..<20_000)
+        for step in 0..<15_000 {
+            let key = random.int(0...19_999)
+            #expect((map.removeValue(forKey: key) != nil) == (model.remove(key) != nil))
+            if step % 997 == 0 { #expect(map.structuralProblems() == []) }
+            if step % 3 == 0 {
+                let fresh = 20_000 + step
+                map[fresh] = fresh
+                model.insert(fresh)
+            }
+        }
+        #expect(map.structuralProblems() == [])
+        #expect(map.keys == model.sorted())
+    }
 }

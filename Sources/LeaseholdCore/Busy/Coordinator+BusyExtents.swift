@@ -244,7 +244,7 @@ extension Coordinator {
         }
         self.unindexPin(id, inode: pin.inode, extents: pin.extents)
         self.indexPin(id, inode: pin.inode, extents: kept)
-        pin.extents = kept
+        pin.extents = TinyArray(kept)
         let busyRemoved = Swift.min(removed, pin.busyBlocks)
         pin.busyBlocks -= busyRemoved
         self.pins[id] = pin

@@ -35,7 +35,8 @@ public struct OrderedMap<Key: Comparable, Value> {
 
     /// Most keys a node holds before it splits.
     static var maxKeys: Int { 63 }
-    /// Fewest keys a non-root node holds before it borrows or merges.
+    /// Fewest keys a non-root node holds before a removal makes it borrow or merge. Nodes
+    /// split off by ascending inserts may hold fewer until they fill up.
     static var minKeys: Int { 31 }
 
     var root: Node
@@ -286,11 +287,15 @@ extension OrderedMap {
             node.values.insert(split.value, at: index)
             node.children.insert(split.right, at: index + 1)
         }
-        return (nil, node.keys.count > Self.maxKeys ? Self.split(node) : nil)
+        guard node.keys.count > Self.maxKeys else { return (nil, nil) }
+        // Ascending inserts (ids, revisions, instants) append at the end of a node: split
+        // off only the last key so the left node stays full instead of half empty. Any
+        // other insert splits in the middle.
+        let appended = index == node.keys.count - 1
+        return (nil, Self.split(node, at: appended ? node.keys.count - 2 : node.keys.count / 2))
     }
 
-    static func split(_ node: Node) -> Split {
-        let middle = node.keys.count / 2
+    static func split(_ node: Node, at middle: Int) -> Split {
         let right = Node(
             keys: Array(node.keys[(middle + 1)...]),
             values: Array(node.values[(middle + 1)...]),
@@ -447,7 +452,7 @@ extension OrderedMap {
                 problems.append("node has \(node.keys.count) keys but \(node.values.count) values")
             }
             if node.keys.count > Self.maxKeys { problems.append("node overfull: \(node.keys.count) keys") }
-            if !isRoot && node.keys.count < Self.minKeys { problems.append("node underfull: \(node.keys.count) keys") }
+            if !isRoot && node.keys.isEmpty { problems.append("empty non-root node") }
             for i in node.keys.indices {
                 if i > 0 && !(node.keys[i - 1] < node.keys[i]) { problems.append("keys out of order in a node") }
                 if let lower, !(lower < node.keys[i]) { problems.append("key below its subtree bound") }

@@ -90,7 +90,7 @@ extension Coordinator {
             session: pin.session,
             identity: self.sessions[pin.session]?.identity ?? "",
             inode: pin.inode,
-            ranges: pin.ranges,
+            ranges: pin.ranges.array,
             kind: pin.kind,
             token: pin.token,
             blocks: pin.blockCount,

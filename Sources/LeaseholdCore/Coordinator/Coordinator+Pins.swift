@@ -104,10 +104,10 @@ extension Coordinator {
             id: id,
             session: session,
             inode: request.inode,
-            ranges: request.ranges,
+            ranges: TinyArray(request.ranges),
             kind: request.kind,
             token: token,
-            extents: extents,
+            extents: TinyArray(extents),
             busyBlocks: 0
         )
         self.pins[id] = pin
@@ -166,14 +166,14 @@ extension Coordinator {
         self.poke(pin.inode)
     }
 
-    mutating func indexPin(_ id: PinID, inode: InodeID, extents: [PinnedExtent]) {
+    mutating func indexPin<S: Sequence<PinnedExtent>>(_ id: PinID, inode: InodeID, extents: S) {
         for extent in extents {
             self.pinIndex[PinIndexKey(inode: inode, fileBlock: extent.fileBlock, pin: id)] = extent
             self.longestPinExtent = Swift.max(self.longestPinExtent, extent.count)
         }
     }
 
-    mutating func unindexPin(_ id: PinID, inode: InodeID, extents: [PinnedExtent]) {
+    mutating func unindexPin<S: Sequence<PinnedExtent>>(_ id: PinID, inode: InodeID, extents: S) {
         for extent in extents {
             self.pinIndex.removeValue(forKey: PinIndexKey(inode: inode, fileBlock: extent.fileBlock, pin: id))
         }

@@ -12,11 +12,11 @@ public struct Pin: Sendable, Equatable {
     public var session: SessionID
     public var inode: InodeID
     /// The byte ranges asked for.
-    public var ranges: [ByteRange]
+    public var ranges: TinyArray<ByteRange>
     public var kind: PinKind
     public var token: FencingToken
     /// The physical blocks this pin references, with the file blocks they were mapped at.
-    public var extents: [PinnedExtent]
+    public var extents: TinyArray<PinnedExtent>
     /// How many referenced blocks are now busy or quarantined (for the busy quota).
     public var busyBlocks: UInt64
 
@@ -74,10 +74,10 @@ extension Pin {
             id: self.id,
             session: self.session,
             inode: self.inode,
-            ranges: self.ranges,
+            ranges: self.ranges.array,
             kind: self.kind,
             token: self.token,
-            extents: self.extents,
+            extents: self.extents.array,
             busyBlocks: self.busyBlocks
         )
     }
@@ -87,10 +87,10 @@ extension Pin {
             id: record.id,
             session: record.session,
             inode: record.inode,
-            ranges: record.ranges,
+            ranges: TinyArray(record.ranges),
             kind: record.kind,
             token: record.token,
-            extents: record.extents,
+            extents: TinyArray(record.extents),
             busyBlocks: record.busyBlocks
         )
     }
