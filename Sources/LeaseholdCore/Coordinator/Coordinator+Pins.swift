@@ -168,7 +168,8 @@ extension Coordinator {
 
     mutating func indexPin<S: Sequence<PinnedExtent>>(_ id: PinID, inode: InodeID, extents: S) {
         for extent in extents {
-            self.pinIndex[PinIndexKey(inode: inode, fileBlock: extent.fileBlock, pin: id)] = extent
+            self.pinIndex[PinIndexKey(inode: inode, fileBlock: extent.fileBlock, pin: id)] =
+                PinIndexEntry(physicalBlock: extent.physicalBlock, count: extent.count)
             self.longestPinExtent = Swift.max(self.longestPinExtent, extent.count)
         }
     }
@@ -182,8 +183,9 @@ extension Coordinator {
     /// Calls `body` with every pin extent of `inode` whose file blocks overlap `range`.
     func forEachPinExtent(inode: InodeID, overlapping range: BlockRange, _ body: (PinID, PinnedExtent) -> Void) {
         let from = range.start > self.longestPinExtent ? range.start - self.longestPinExtent : 0
-        for (key, extent) in self.pinIndex.elements(from: PinIndexKey(inode: inode, fileBlock: from, pin: PinID(rawValue: 0))) {
+        for (key, entry) in self.pinIndex.elements(from: PinIndexKey(inode: inode, fileBlock: from, pin: PinID(rawValue: 0))) {
             guard key.inode == inode, key.fileBlock < range.end else { break }
+            let extent = PinnedExtent(fileBlock: key.fileBlock, physicalBlock: entry.physicalBlock, count: entry.count)
             if extent.fileRange.overlaps(range) { body(key.pin, extent) }
         }
     }

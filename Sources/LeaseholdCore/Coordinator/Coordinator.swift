@@ -33,7 +33,7 @@ public struct Coordinator: Sendable {
     // MARK: Derived indexes (rebuilt at recovery)
     /// Every pin extent by (inode, file block, pin): finds the pins that conflict with a
     /// mapping change, and the pins that hold blocks being cut.
-    var pinIndex = OrderedMap<PinIndexKey, PinnedExtent>()
+    var pinIndex = OrderedMap<PinIndexKey, PinIndexEntry>()
     /// The longest pin extent ever indexed: how far before a range a pin may start.
     var longestPinExtent: UInt64 = 0
     /// Physical blocks each unreleased fence covers (its session's grants at eviction).
@@ -352,6 +352,12 @@ struct PinIndexKey: Hashable, Comparable, Sendable {
     static func < (lhs: PinIndexKey, rhs: PinIndexKey) -> Bool {
         (lhs.inode, lhs.fileBlock, lhs.pin) < (rhs.inode, rhs.fileBlock, rhs.pin)
     }
+}
+
+/// Where an indexed pin extent lives on the volume (its file block is in the key).
+struct PinIndexEntry: Hashable, Sendable {
+    var physicalBlock: UInt64
+    var count: UInt64
 }
 
 /// The key of the one layout a session may hold per inode and iomode.

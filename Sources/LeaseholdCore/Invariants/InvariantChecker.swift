@@ -153,7 +153,8 @@ public enum InvariantChecker {
                         "pin \(id) references \(extent.physicalRange): \(stillMapped) blocks still mapped where pinned and \(held) busy blocks held by it, of \(extent.count)"
                     )
                 }
-                if c.pinIndex[PinIndexKey(inode: pin.inode, fileBlock: extent.fileBlock, pin: id)] != extent {
+                let entry = c.pinIndex[PinIndexKey(inode: pin.inode, fileBlock: extent.fileBlock, pin: id)]
+                if entry != PinIndexEntry(physicalBlock: extent.physicalBlock, count: extent.count) {
                     report.add(6, "pin \(id) extent \(extent.fileRange) is missing from the pin index")
                 }
                 if extent.count > c.longestPinExtent {
