@@ -27,7 +27,7 @@ extension Coordinator {
 
     /// Clears the unwritten flag of the mapped blocks of `range` (outward). Holes are skipped.
     mutating func markWritten(_ id: InodeID, _ range: ByteRange) throws(LeaseholdError) -> Response {
-        _ = try self.regularInode(id)
+        try self.checkRegularInode(id)
         let blocks = try self.geometry.outward(range)
         let (generation, changed) = self.modifyInode(id) { inode in
             let changed = inode.map.markWritten(blocks)

@@ -5,21 +5,11 @@
 
 extension Coordinator {
     func layoutIDs(on inode: InodeID) -> [LayoutID] {
-        var result: [LayoutID] = []
-        for (key, _) in self.inodeLayouts.elements(from: Pair(inode, LayoutID(rawValue: 0))) {
-            guard key.first == inode else { break }
-            result.append(key.second)
-        }
-        return result
+        self.inodeLayouts.seconds(of: inode)
     }
 
     func recallIDs(of layout: LayoutID) -> [RecallID] {
-        var result: [RecallID] = []
-        for (key, _) in self.layoutRecalls.elements(from: Pair(layout, RecallID(rawValue: 0))) {
-            guard key.first == layout else { break }
-            result.append(key.second)
-        }
-        return result
+        self.layoutRecalls.seconds(of: layout)
     }
 
     mutating func layoutGet(_ id: InodeID, ranges: [ByteRange], iomode: IOMode, session: SessionID) throws(LeaseholdError) -> Response {
@@ -161,7 +151,7 @@ extension Coordinator {
         guard layout.iomode == .readWrite else {
             throw .permissionDenied("layoutCommit needs a readWrite layout; \(stateID.id) is read-only")
         }
-        _ = try self.regularInode(layout.inode)
+        try self.checkRegularInode(layout.inode)
         let blocks = written.isEmpty ? [] : try self.outwardRanges(written)
         for range in blocks where !Self.covers(layout.ranges, range) {
             throw .invalidArgument("written range \(range) is not inside layout \(stateID.id)'s granted ranges")

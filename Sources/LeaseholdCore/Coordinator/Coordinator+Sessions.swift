@@ -179,20 +179,10 @@ extension Coordinator {
     }
 
     func pinIDs(of session: SessionID) -> [PinID] {
-        var result: [PinID] = []
-        for (key, _) in self.sessionPins.elements(from: Pair(session, PinID(rawValue: 0))) {
-            guard key.first == session else { break }
-            result.append(key.second)
-        }
-        return result
+        self.sessionPins.seconds(of: session)
     }
 
     func layoutIDs(of session: SessionID) -> [LayoutID] {
-        var result: [LayoutID] = []
-        for (key, _) in self.sessionLayouts.elements(from: Pair(session, LayoutID(rawValue: 0))) {
-            guard key.first == session else { break }
-            result.append(key.second)
-        }
-        return result
+        self.sessionLayouts.seconds(of: session)
     }
 }

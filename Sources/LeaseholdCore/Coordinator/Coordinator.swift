@@ -328,6 +328,19 @@ public struct Coordinator: Sendable {
     }
 }
 
+extension OrderedMap {
+    /// The second halves of every key whose first half is `first`, in order: the rows of
+    /// a secondary index such as (session, pin).
+    func seconds<A, B: LeaseholdIdentifier>(of first: A) -> [B] where Key == Pair<A, B> {
+        var result: [B] = []
+        for (key, _) in self.elements(from: Pair(first, B(rawValue: 0))) {
+            guard key.first == first else { break }
+            result.append(key.second)
+        }
+        return result
+    }
+}
+
 /// An ordered pair, for secondary indexes such as (session, pin).
 struct Pair<A: Comparable & Hashable & Sendable, B: Comparable & Hashable & Sendable>: Comparable, Hashable, Sendable {
     var first: A

@@ -331,27 +331,22 @@ public enum InvariantChecker {
         for (name, before, after) in pairs where after < before {
             report.add(5, "\(name) counter went back from \(before) to \(after)")
         }
-        for (id, generation) in watermarks.generations {
-            if let before = previous.generations[id], generation < before {
-                report.add(5, "inode \(id) generation went back from \(before) to \(generation)")
-            } else if previous.generations[id] == nil && id.rawValue <= previous.counters.lastInode {
-                report.add(5, "inode \(id) appeared with an id handed out before")
+        /// Values per id must not go back, and an id new since `previous` must be above
+        /// every id handed out by then.
+        func compare<ID: LeaseholdIdentifier, V: Comparable>(
+            _ now: [ID: V], _ before: [ID: V], lastID: UInt64, _ what: String, _ value: String
+        ) {
+            for (id, current) in now {
+                if let old = before[id], current < old {
+                    report.add(5, "\(what) \(id) \(value) went back from \(old) to \(current)")
+                } else if before[id] == nil && id.rawValue <= lastID {
+                    report.add(5, "\(what) \(id) appeared with an id handed out before")
+                }
             }
         }
-        for (id, last) in watermarks.lastPush {
-            if let before = previous.lastPush[id], last < before {
-                report.add(5, "session \(id) push number went back from \(before) to \(last)")
-            } else if previous.lastPush[id] == nil && id.rawValue <= previous.counters.lastSession {
-                report.add(5, "session \(id) appeared with an id handed out before")
-            }
-        }
-        for (id, seqid) in watermarks.seqids {
-            if let before = previous.seqids[id], seqid < before {
-                report.add(5, "layout \(id) seqid went back from \(before) to \(seqid)")
-            } else if previous.seqids[id] == nil && id.rawValue <= previous.counters.lastLayout {
-                report.add(5, "layout \(id) appeared with an id handed out before")
-            }
-        }
+        compare(watermarks.generations, previous.generations, lastID: previous.counters.lastInode, "inode", "generation")
+        compare(watermarks.lastPush, previous.lastPush, lastID: previous.counters.lastSession, "session", "push number")
+        compare(watermarks.seqids, previous.seqids, lastID: previous.counters.lastLayout, "layout", "seqid")
         for (name, acknowledged) in watermarks.acknowledged {
             if let before = previous.acknowledged[name], acknowledged < before {
                 report.add(5, "target '\(name)' acknowledgement went back from \(before) to \(acknowledged)")
