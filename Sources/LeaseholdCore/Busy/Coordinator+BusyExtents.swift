@@ -250,8 +250,10 @@ extension Coordinator {
         self.pins[id] = pin
         self.dirty.pins.insert(id)
         if let identity = self.sessions[pin.session]?.identity {
-            self.usage[identity, default: IdentityUsage()].pinnedBlocks -= removed
-            self.usage[identity, default: IdentityUsage()].busyBlocks -= busyRemoved
+            self.changeUsage(of: identity) {
+                $0.pinnedBlocks -= removed
+                $0.busyBlocks -= busyRemoved
+            }
         }
     }
 

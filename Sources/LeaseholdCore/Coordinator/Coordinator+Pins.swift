@@ -115,8 +115,10 @@ extension Coordinator {
         self.sessionPins[Pair(session, id)] = true
         self.indexPin(id, inode: request.inode, extents: extents)
         let identity = self.sessions.withValue(forKey: session) { $0.identity }!
-        self.usage[identity, default: IdentityUsage()].pins += 1
-        self.usage[identity, default: IdentityUsage()].pinnedBlocks += pin.blockCount
+        self.changeUsage(of: identity) {
+            $0.pins += 1
+            $0.pinnedBlocks += pin.blockCount
+        }
         var expiresIn: Duration?
         if case .shortTerm(let ttl) = request.kind {
             self.timers.schedule(.pin(id), at: self.now + ttl)
@@ -149,9 +151,11 @@ extension Coordinator {
         self.sessionPins.removeValue(forKey: Pair(pin.session, id))
         self.timers.cancel(.pin(id))
         if let identity = self.sessions.withValue(forKey: pin.session, { $0.identity }) {
-            self.usage[identity, default: IdentityUsage()].pins -= 1
-            self.usage[identity, default: IdentityUsage()].pinnedBlocks -= pin.blockCount
-            self.usage[identity, default: IdentityUsage()].busyBlocks -= pin.busyBlocks
+            self.changeUsage(of: identity) {
+                $0.pins -= 1
+                $0.pinnedBlocks -= pin.blockCount
+                $0.busyBlocks -= pin.busyBlocks
+            }
         }
         if let recall = self.pinRecalls[id] {
             self.resolveRecall(recall, answered: reason != .evicted)

@@ -119,9 +119,11 @@ extension Coordinator {
                 for extent in pin.extents where extent.count > 0 { self.addHolder(.pin(id), to: extent.physicalRange) }
             }
             if let identity = self.sessions[pin.session]?.identity {
-                self.usage[identity, default: IdentityUsage()].pins += 1
-                self.usage[identity, default: IdentityUsage()].pinnedBlocks += pin.blockCount
-                self.usage[identity, default: IdentityUsage()].busyBlocks += pin.busyBlocks
+                self.changeUsage(of: identity) {
+                    $0.pins += 1
+                    $0.pinnedBlocks += pin.blockCount
+                    $0.busyBlocks += pin.busyBlocks
+                }
             }
             if case .shortTerm(let ttl) = pin.kind { self.timers.schedule(.pin(id), at: now + ttl) }
         }

@@ -292,6 +292,11 @@ public struct Coordinator: Sendable {
 
     // MARK: - Step helpers
 
+    /// Changes an identity's quota usage with one hash lookup.
+    mutating func changeUsage(of identity: String, _ body: (inout IdentityUsage) -> Void) {
+        body(&self.usage[identity, default: IdentityUsage()])
+    }
+
     /// Takes the next value of a counter.
     mutating func nextID(_ counter: WritableKeyPath<Counters, UInt64>) -> UInt64 {
         self.counters[keyPath: counter] += 1
