@@ -112,6 +112,30 @@ struct TruncatePolicyTests {
         #expect(h.violations.isEmpty, "\(h.violations)")
     }
 
+    @Test("a wait that times out lists the revocations that already happened; they stand")
+    func waitTimesOutAfterRevocation() throws {
+        var h = Harness()
+        let a = h.openSession("alice", ttl: .seconds(300))
+        let b = h.openSession("bob", ttl: .seconds(300))
+        let c = h.openSession("carol", ttl: .seconds(300))
+        let inode = h.file(in: a, blocks: 8)
+        try h.pin(in: a, inode, [h.blocks(0, 1)], kind: .shortTerm(ttl: .seconds(30)))
+        let layout = try h.layoutGet(in: c, inode, [h.blocks(0, 8)])
+        let pending = try h.begin(.truncate(inode, size: 0, policy: .wait(timeout: .seconds(15)), expectedGeneration: nil), in: b)
+        h.advance(by: .seconds(10))  // carol ignores the recall: revoked, evicted
+        #expect(h.coordinator.sessions[c] == nil)
+        #expect(h.reply(of: pending) == nil, "still waiting for alice's short-term pin")
+        h.advance(by: .seconds(5))
+        let error = h.reply(of: pending)?.error
+        #expect(error?.code == .timedOut)
+        #expect(error?.details.revokedLayouts == [layout.stateID.id])
+        #expect(error?.details.evictedSessions == [c])
+        #expect(h.coordinator.layouts[layout.stateID.id] == nil, "the revocation stands")
+        guard case .inode(let detail) = try h.admin(.showInode(inode)) else { return }
+        #expect(detail.info.mappedBlocks == 8)
+        #expect(h.violations.isEmpty, "\(h.violations)")
+    }
+
     @Test("quarantine: pinned blocks move to a new quarantine inode that records its source")
     func quarantinePolicy() throws {
         var h = Harness()
