@@ -34,11 +34,33 @@ public enum TinyArray<Element: Hashable & Sendable>: Hashable, Sendable, RandomA
         }
     }
 
+    /// Appends an element.
+    public mutating func append(_ element: Element) {
+        switch self {
+        case .many(let array) where array.isEmpty: self = .one(element)
+        case .one(let first): self = .many([first, element])
+        case .many(var array):
+            self = .many([])
+            array.append(element)
+            self = .many(array)
+        }
+    }
+
     /// The elements as an array.
     public var array: [Element] {
         switch self {
         case .one(let element): [element]
         case .many(let array): array
         }
+    }
+}
+
+extension TinyArray: Codable where Element: Codable {
+    public init(from decoder: any Decoder) throws {
+        self.init(try [Element](from: decoder))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try self.array.encode(to: encoder)
     }
 }

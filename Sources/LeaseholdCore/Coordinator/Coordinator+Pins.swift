@@ -90,7 +90,7 @@ extension Coordinator {
 
     /// Grants a pin over mapped ranges (no hole, no break).
     mutating func grantPin(_ request: PinRequest, blocks: [BlockRange], session: SessionID, allocation: Allocation?) -> PinGrant {
-        var extents: [PinnedExtent] = []
+        var extents: TinyArray<PinnedExtent> = []
         self.inodes.withValue(forKey: request.inode) { inode in
             for range in blocks {
                 inode.map.forEachExtent(in: range) {
@@ -107,7 +107,7 @@ extension Coordinator {
             ranges: TinyArray(request.ranges),
             kind: request.kind,
             token: token,
-            extents: TinyArray(extents),
+            extents: extents,
             busyBlocks: 0
         )
         self.pins[id] = pin

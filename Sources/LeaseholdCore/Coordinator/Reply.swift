@@ -118,7 +118,7 @@ public struct Allocation: Hashable, Sendable, Codable {
 public struct PinGrant: Hashable, Sendable, Codable {
     public var pin: PinID
     public var token: FencingToken
-    public var extents: [PinnedExtent]
+    public var extents: TinyArray<PinnedExtent>
     /// Short-term pins: time until the pin's own expiry.
     public var expiresIn: Duration?
     /// Set when `allocate: true` filled holes first.

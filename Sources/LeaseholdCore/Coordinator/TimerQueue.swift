@@ -28,22 +28,31 @@ struct TimerQueue: Sendable, Equatable {
 
     private var queue = OrderedMap<Key, Bool>()
     private var scheduled: [Target: Instant] = [:]
+    /// The earliest key, cached: every step asks whether anything is due.
+    private var earliest: Key?
 
     var count: Int { self.scheduled.count }
 
     /// Sets (or moves) the timer of `target`.
     mutating func schedule(_ target: Target, at instant: Instant) {
+        let key = Key(at: instant, target: target)
         if let old = self.scheduled[target] {
             if old == instant { return }
-            self.queue.removeValue(forKey: Key(at: old, target: target))
+            self.remove(Key(at: old, target: target))
         }
         self.scheduled[target] = instant
-        self.queue[Key(at: instant, target: target)] = true
+        self.queue[key] = true
+        if self.earliest.map({ key < $0 }) ?? true { self.earliest = key }
     }
 
     mutating func cancel(_ target: Target) {
         guard let old = self.scheduled.removeValue(forKey: target) else { return }
-        self.queue.removeValue(forKey: Key(at: old, target: target))
+        self.remove(Key(at: old, target: target))
+    }
+
+    private mutating func remove(_ key: Key) {
+        self.queue.removeValue(forKey: key)
+        if key == self.earliest { self.earliest = self.queue.first?.key }
     }
 
     func instant(of target: Target) -> Instant? {
@@ -51,13 +60,13 @@ struct TimerQueue: Sendable, Equatable {
     }
 
     /// The earliest timer.
-    var next: Instant? { self.queue.first?.key.at }
+    var next: Instant? { self.earliest?.at }
 
     /// Removes and returns the earliest timer due at `now`.
     mutating func popDue(_ now: Instant) -> Target? {
-        guard let (key, _) = self.queue.first, key.at <= now else { return nil }
-        self.queue.removeValue(forKey: key)
+        guard let key = self.earliest, key.at <= now else { return nil }
         self.scheduled.removeValue(forKey: key.target)
+        self.remove(key)
         return key.target
     }
 }

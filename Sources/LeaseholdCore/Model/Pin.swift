@@ -61,10 +61,10 @@ public struct PinRecord: Hashable, Sendable, Codable {
     public var id: PinID
     public var session: SessionID
     public var inode: InodeID
-    public var ranges: [ByteRange]
+    public var ranges: TinyArray<ByteRange>
     public var kind: PinKind
     public var token: FencingToken
-    public var extents: [PinnedExtent]
+    public var extents: TinyArray<PinnedExtent>
     public var busyBlocks: UInt64
 }
 
@@ -74,10 +74,10 @@ extension Pin {
             id: self.id,
             session: self.session,
             inode: self.inode,
-            ranges: self.ranges.array,
+            ranges: self.ranges,
             kind: self.kind,
             token: self.token,
-            extents: self.extents.array,
+            extents: self.extents,
             busyBlocks: self.busyBlocks
         )
     }
@@ -87,10 +87,10 @@ extension Pin {
             id: record.id,
             session: record.session,
             inode: record.inode,
-            ranges: TinyArray(record.ranges),
+            ranges: record.ranges,
             kind: record.kind,
             token: record.token,
-            extents: TinyArray(record.extents),
+            extents: record.extents,
             busyBlocks: record.busyBlocks
         )
     }
