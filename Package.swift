@@ -11,10 +11,13 @@ let package = Package(
     name: "leasehold",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "LeaseholdCore", targets: ["LeaseholdCore"])
+        .library(name: "LeaseholdCore", targets: ["LeaseholdCore"]),
+        .library(name: "LeaseholdStore", targets: ["LeaseholdStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -34,6 +37,20 @@ let package = Package(
         .testTarget(
             name: "LeaseholdCoreTests",
             dependencies: ["LeaseholdCore", "LeaseholdTestSupport"]
+        ),
+        // SQLite journal (GRDB on the system libsqlite3): schema and migrations, group
+        // commit of the Coordinator's change sets, recovery, online snapshots.
+        .target(
+            name: "LeaseholdStore",
+            dependencies: [
+                "LeaseholdCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "LeaseholdStoreTests",
+            dependencies: ["LeaseholdStore", "LeaseholdCore", "LeaseholdTestSupport"]
         ),
         .executableTarget(
             name: "LeaseholdCoreBenchmarks",

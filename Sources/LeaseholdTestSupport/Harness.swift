@@ -27,6 +27,9 @@ public struct Harness: Sendable {
     public private(set) var persisted: PersistentState
     /// Check invariants and the persisted image after every step (costly on big states).
     public var checksEveryStep = true
+    /// Keep every step's change set until ``takeChanges()`` (to feed a real journal).
+    public var keepsChanges = false
+    private var keptChanges: [ChangeSet] = []
     public private(set) var steps = 0
 
     /// The secret each session was opened with.
@@ -167,6 +170,7 @@ public struct Harness: Sendable {
         self.fences.append(contentsOf: output.effects.fences)
         self.events.append(contentsOf: output.effects.events)
         self.persisted.apply(output.effects.changes)
+        if self.keepsChanges && !output.effects.changes.isEmpty { self.keptChanges.append(output.effects.changes) }
         guard self.checksEveryStep else { return }
         self.verify(step: step)
     }
@@ -182,6 +186,12 @@ public struct Harness: Sendable {
         for difference in self.persisted.differences(from: expected) {
             self.violations.append("step \(self.steps) (\(step)): persisted rows differ: \(difference)")
         }
+    }
+
+    /// The change sets kept since the last call, in order.
+    public mutating func takeChanges() -> [ChangeSet] {
+        defer { self.keptChanges.removeAll() }
+        return self.keptChanges
     }
 
     /// The last sequence the harness sent in a slot of a session.

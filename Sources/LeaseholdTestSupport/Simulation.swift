@@ -53,6 +53,17 @@ public struct Simulation: Sendable {
         self.harness = Harness(configuration: configuration)
     }
 
+    /// Keep every step's change set for ``takeChanges()``.
+    public var keepsChanges: Bool {
+        get { self.harness.keepsChanges }
+        set { self.harness.keepsChanges = newValue }
+    }
+
+    /// The change sets of the steps since the last call, in order.
+    public mutating func takeChanges() -> [ChangeSet] {
+        self.harness.takeChanges()
+    }
+
     /// Violations the harness recorded plus the simulation's own failures.
     public var problems: [String] { self.harness.violations + self.failures }
 

@@ -39,6 +39,25 @@ public struct PersistentState: Hashable, Sendable {
         }
     }
 
+    /// Every row as an upsert: writing it into an empty journal reproduces this image.
+    public var changeSet: ChangeSet {
+        var rows: [ChangeSet.Row] = []
+        if let volume = self.volume { rows.append(.volume(volume)) }
+        rows.append(.counters(self.counters))
+        rows += self.inodes.map { .inode($0.key, $0.value) }
+        rows += self.extents.map { .extent($0.key, $0.value) }
+        rows += self.freeExtents.map { .freeExtent($0.key, count: $0.value) }
+        rows += self.busy.map { .busy($0.key, $0.value) }
+        rows += self.sessions.map { .session($0.key, $0.value) }
+        rows += self.slots.map { .slot($0.key, $0.value) }
+        rows += self.pins.map { .pin($0.key, $0.value) }
+        rows += self.layouts.map { .layout($0.key, $0.value) }
+        rows += self.recalls.map { .recall($0.key, $0.value) }
+        rows += self.fences.map { .fence($0.key, $0.value) }
+        rows += self.targets.map { .target($0.key, $0.value) }
+        return ChangeSet(rows: rows)
+    }
+
     /// Describes every row that differs from `other`, table by table (for tests).
     public func differences(from other: PersistentState) -> [String] {
         var result: [String] = []

@@ -129,6 +129,16 @@ public struct LayoutRecord: Hashable, Sendable, Codable {
     public var seqid: UInt32
     public var token: FencingToken
     public var grants: [LayoutGrant]
+
+    public init(id: LayoutID, session: SessionID, inode: InodeID, iomode: IOMode, seqid: UInt32, token: FencingToken, grants: [LayoutGrant]) {
+        self.id = id
+        self.session = session
+        self.inode = inode
+        self.iomode = iomode
+        self.seqid = seqid
+        self.token = token
+        self.grants = grants
+    }
 }
 
 extension Layout {

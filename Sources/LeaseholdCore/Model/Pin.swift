@@ -66,6 +66,26 @@ public struct PinRecord: Hashable, Sendable, Codable {
     public var token: FencingToken
     public var extents: TinyArray<PinnedExtent>
     public var busyBlocks: UInt64
+
+    public init(
+        id: PinID,
+        session: SessionID,
+        inode: InodeID,
+        ranges: TinyArray<ByteRange>,
+        kind: PinKind,
+        token: FencingToken,
+        extents: TinyArray<PinnedExtent>,
+        busyBlocks: UInt64
+    ) {
+        self.id = id
+        self.session = session
+        self.inode = inode
+        self.ranges = ranges
+        self.kind = kind
+        self.token = token
+        self.extents = extents
+        self.busyBlocks = busyBlocks
+    }
 }
 
 extension Pin {

@@ -38,4 +38,12 @@ public struct RecallRecord: Hashable, Sendable, Codable {
     public var inode: InodeID
     public var target: RecallTarget
     public var prolonged: Bool
+
+    public init(id: RecallID, session: SessionID, inode: InodeID, target: RecallTarget, prolonged: Bool) {
+        self.id = id
+        self.session = session
+        self.inode = inode
+        self.target = target
+        self.prolonged = prolonged
+    }
 }

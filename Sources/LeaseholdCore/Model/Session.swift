@@ -97,6 +97,16 @@ public struct SessionRecord: Hashable, Sendable, Codable {
     public var ttl: Duration
     public var slotCount: Int
     public var lastPush: UInt64
+
+    public init(id: SessionID, identity: String, name: String, secret: SessionSecret, ttl: Duration, slotCount: Int, lastPush: UInt64) {
+        self.id = id
+        self.identity = identity
+        self.name = name
+        self.secret = secret
+        self.ttl = ttl
+        self.slotCount = slotCount
+        self.lastPush = lastPush
+    }
 }
 
 /// The persisted row of a slot: the last completed sequence and its reply.

@@ -1,0 +1,209 @@
+import Foundation
+import GRDB
+import LeaseholdCore
+
+/// Reads every table into a ``PersistentState`` (recovery). A row that cannot be decoded
+/// is a `StoreError.malformedRow` naming it; nothing is repaired silently.
+enum RowReader {
+    static func load(_ db: Database) throws -> PersistentState {
+        var state = PersistentState()
+        if let row = try Row.fetchOne(db, sql: "SELECT blockSize, blockCount, pinSetting, epoch FROM volume WHERE id = 1") {
+            let geometry: VolumeGeometry
+            do {
+                geometry = try VolumeGeometry(blockSize: UInt64(stored: row[0]), blockCount: UInt64(stored: row[1]))
+            } catch {
+                throw StoreError.malformedRow(table: "volume", key: "1", problem: error.description)
+            }
+            guard let setting = PinSetting(rawValue: row[2]) else {
+                throw StoreError.malformedRow(table: "volume", key: "1", problem: "unknown pin setting")
+            }
+            state.volume = VolumeRecord(geometry: geometry, pinSetting: setting, epoch: UInt64(stored: row[3]))
+        }
+        if let row = try Row.fetchOne(
+            db,
+            sql: "SELECT lastInode, lastSession, lastPin, lastLayout, lastRecall, lastToken, lastFence, lastEvent FROM counters WHERE id = 1"
+        ) {
+            var counters = Counters()
+            counters.lastInode = UInt64(stored: row[0])
+            counters.lastSession = UInt64(stored: row[1])
+            counters.lastPin = UInt64(stored: row[2])
+            counters.lastLayout = UInt64(stored: row[3])
+            counters.lastRecall = UInt64(stored: row[4])
+            counters.lastToken = UInt64(stored: row[5])
+            counters.lastFence = UInt64(stored: row[6])
+            counters.lastEvent = UInt64(stored: row[7])
+            state.counters = counters
+        }
+
+        let inodes = try Row.fetchCursor(
+            db,
+            sql: "SELECT id, generation, size, kind, sourceInode, sourceGeneration, sourceOffset, keepBlocks FROM inode"
+        )
+        while let row = try inodes.next() {
+            let id = InodeID(rawValue: UInt64(stored: row[0]))
+            var kind = InodeKind.regular
+            if (row[3] as String) == "quarantine" {
+                guard let source: Int64 = row[4], let generation: Int64 = row[5], let offset: Int64 = row[6], let keep: Bool = row[7] else {
+                    throw StoreError.malformedRow(table: "inode", key: "\(id)", problem: "quarantine source missing")
+                }
+                kind = .quarantine(
+                    QuarantineSource(
+                        inode: InodeID(rawValue: UInt64(stored: source)),
+                        generation: UInt64(stored: generation),
+                        fileOffset: UInt64(stored: offset),
+                        keep: keep
+                    )
+                )
+            }
+            state.inodes[id] = InodeRecord(id: id, generation: UInt64(stored: row[1]), size: UInt64(stored: row[2]), kind: kind)
+        }
+
+        let extents = try Row.fetchCursor(db, sql: "SELECT inode, fileBlock, physicalBlock, blockCount, written FROM extent")
+        while let row = try extents.next() {
+            let key = ExtentKey(inode: InodeID(rawValue: UInt64(stored: row[0])), fileBlock: UInt64(stored: row[1]))
+            state.extents[key] = MappedExtent(
+                fileBlock: key.fileBlock,
+                physicalBlock: UInt64(stored: row[2]),
+                count: UInt64(stored: row[3]),
+                written: row[4]
+            )
+        }
+
+        let free = try Row.fetchCursor(db, sql: "SELECT start, blockCount FROM freeExtent")
+        while let row = try free.next() { state.freeExtents[UInt64(stored: row[0])] = UInt64(stored: row[1]) }
+
+        let busy = try Row.fetchCursor(db, sql: "SELECT start, blockCount, quarantineInode FROM busyRun")
+        while let row = try busy.next() {
+            let quarantine: Int64? = row[2]
+            state.busy[UInt64(stored: row[0])] = BusyRecord(
+                count: UInt64(stored: row[1]),
+                quarantine: quarantine.map { InodeID(rawValue: UInt64(stored: $0)) }
+            )
+        }
+
+        let sessions = try Row.fetchCursor(db, sql: "SELECT id, identity, name, secret, ttlNanoseconds, slotCount, lastPush FROM session")
+        while let row = try sessions.next() {
+            let id = SessionID(rawValue: UInt64(stored: row[0]))
+            guard let secret = SecretText.decode(row[3]) else {
+                throw StoreError.malformedRow(table: "session", key: "\(id)", problem: "secret is not 32 hex digits")
+            }
+            state.sessions[id] = SessionRecord(
+                id: id,
+                identity: row[1],
+                name: row[2],
+                secret: secret,
+                ttl: .nanoseconds(row[4] as Int64),
+                slotCount: row[5],
+                lastPush: UInt64(stored: row[6])
+            )
+        }
+
+        let decoder = JSONDecoder()
+        let slots = try Row.fetchCursor(db, sql: "SELECT session, slot, sequence, reply FROM slot")
+        while let row = try slots.next() {
+            let key = SlotKey(session: SessionID(rawValue: UInt64(stored: row[0])), slot: UInt32(row[1] as Int64))
+            let text: String = row[3]
+            let reply: Reply
+            do {
+                reply = try decoder.decode(Reply.self, from: Data(text.utf8))
+            } catch {
+                throw StoreError.malformedRow(table: "slot", key: "\(key.session)/\(key.slot)", problem: "reply does not decode: \(error)")
+            }
+            state.slots[key] = SlotRecord(sequence: UInt64(stored: row[2]), reply: reply)
+        }
+
+        let pins = try Row.fetchCursor(db, sql: "SELECT id, session, inode, ranges, kind, ttlNanoseconds, token, extents, busyBlocks FROM pin")
+        while let row = try pins.next() {
+            let id = PinID(rawValue: UInt64(stored: row[0]))
+            let kind: PinKind
+            switch (row[4] as String, row[5] as Int64?) {
+            case ("shortTerm", let ttl?): kind = .shortTerm(ttl: .nanoseconds(ttl))
+            case ("longTerm", _): kind = .longTerm
+            default: throw StoreError.malformedRow(table: "pin", key: "\(id)", problem: "kind and ttl disagree")
+            }
+            do {
+                state.pins[id] = PinRecord(
+                    id: id,
+                    session: SessionID(rawValue: UInt64(stored: row[1])),
+                    inode: InodeID(rawValue: UInt64(stored: row[2])),
+                    ranges: TinyArray(try ListText.ranges(row[3])),
+                    kind: kind,
+                    token: FencingToken(rawValue: UInt64(stored: row[6])),
+                    extents: TinyArray(try ListText.extents(row[7])),
+                    busyBlocks: UInt64(stored: row[8])
+                )
+            } catch {
+                throw StoreError.malformedRow(table: "pin", key: "\(id)", problem: "\(error)")
+            }
+        }
+
+        let layouts = try Row.fetchCursor(db, sql: "SELECT id, session, inode, iomode, seqid, token, grants FROM layout")
+        while let row = try layouts.next() {
+            let id = LayoutID(rawValue: UInt64(stored: row[0]))
+            guard let iomode = IOMode(rawValue: row[3]), let seqid = UInt32(exactly: row[4] as Int64) else {
+                throw StoreError.malformedRow(table: "layout", key: "\(id)", problem: "iomode or seqid")
+            }
+            do {
+                state.layouts[id] = LayoutRecord(
+                    id: id,
+                    session: SessionID(rawValue: UInt64(stored: row[1])),
+                    inode: InodeID(rawValue: UInt64(stored: row[2])),
+                    iomode: iomode,
+                    seqid: seqid,
+                    token: FencingToken(rawValue: UInt64(stored: row[5])),
+                    grants: try ListText.grants(row[6])
+                )
+            } catch {
+                throw StoreError.malformedRow(table: "layout", key: "\(id)", problem: "\(error)")
+            }
+        }
+
+        let recalls = try Row.fetchCursor(db, sql: "SELECT id, session, inode, kind, layout, rangeStart, rangeEnd, pin, prolonged FROM recall")
+        while let row = try recalls.next() {
+            let id = RecallID(rawValue: UInt64(stored: row[0]))
+            let target: RecallTarget
+            switch (row[3] as String, row[4] as Int64?, row[5] as Int64?, row[6] as Int64?, row[7] as Int64?) {
+            case ("layout", let layout?, let start?, let end?, _) where UInt64(stored: start) <= UInt64(stored: end):
+                target = .layout(LayoutID(rawValue: UInt64(stored: layout)), range: BlockRange(start: UInt64(stored: start), end: UInt64(stored: end)))
+            case ("pin", _, _, _, let pin?):
+                target = .pin(PinID(rawValue: UInt64(stored: pin)))
+            default:
+                throw StoreError.malformedRow(table: "recall", key: "\(id)", problem: "target columns disagree with kind")
+            }
+            state.recalls[id] = RecallRecord(
+                id: id,
+                session: SessionID(rawValue: UInt64(stored: row[1])),
+                inode: InodeID(rawValue: UInt64(stored: row[2])),
+                target: target,
+                prolonged: row[8]
+            )
+        }
+
+        let fences = try Row.fetchCursor(db, sql: "SELECT revision, session, identity, maxToken, reason, blocks FROM fence")
+        while let row = try fences.next() {
+            let revision = FenceRevision(rawValue: UInt64(stored: row[0]))
+            guard let reason = EvictionReason(rawValue: row[4]) else {
+                throw StoreError.malformedRow(table: "fence", key: "\(revision)", problem: "unknown reason")
+            }
+            do {
+                state.fences[revision] = Fence(
+                    revision: revision,
+                    session: SessionID(rawValue: UInt64(stored: row[1])),
+                    identity: row[2],
+                    maxToken: FencingToken(rawValue: UInt64(stored: row[3])),
+                    reason: reason,
+                    blocks: try ListText.blocks(row[5])
+                )
+            } catch {
+                throw StoreError.malformedRow(table: "fence", key: "\(revision)", problem: "\(error)")
+            }
+        }
+
+        let targets = try Row.fetchCursor(db, sql: "SELECT name, acknowledged FROM target")
+        while let row = try targets.next() {
+            let name: String = row[0]
+            state.targets[name] = StorageTarget(name: name, acknowledged: FenceRevision(rawValue: UInt64(stored: row[1])))
+        }
+        return state
+    }
+}

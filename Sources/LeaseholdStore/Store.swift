@@ -1,0 +1,95 @@
+import Foundation
+import GRDB
+import LeaseholdCore
+
+/// The database of a Leasehold data directory: the Coordinator's persisted rows.
+///
+/// One `Store` per file per process (GRDB's rule). WAL mode (a `DatabasePool`), and
+/// `synchronous = FULL` on the writer, checked after opening: GRDB sets `NORMAL` when it
+/// enables WAL, so the setting is made afterwards. Writes are incremental: each change
+/// set row is one `INSERT OR REPLACE` or `DELETE` by primary key, never a table rewrite.
+public final class Store: Sendable {
+    /// The database file.
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` and migrates it to the current
+    /// schema.
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.label = "leasehold"
+        configuration.busyMode = .timeout(10)
+        self.pool = try DatabasePool(path: path, configuration: configuration)
+        try self.pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            let level = try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            guard level == 2 else { throw StoreError.settingRefused("synchronous = FULL (got \(level ?? -1))") }
+        }
+        try StoreSchema.migrator.migrate(self.pool)
+    }
+
+    /// Whether the database holds a volume yet (a first start has nothing).
+    public func hasVolume() throws -> Bool {
+        try self.pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM volume)") ?? false }
+    }
+
+    /// Applies change sets, in order, in one transaction: durable when it returns.
+    public func apply(_ changeSets: [ChangeSet]) throws {
+        try self.pool.write { db in
+            var writer = RowWriter(db: db)
+            for changes in changeSets {
+                for row in changes.rows { try writer.write(row) }
+            }
+        }
+    }
+
+    /// Every persisted row.
+    public func load() throws -> PersistentState {
+        try self.pool.read { db in try RowReader.load(db) }
+    }
+
+    /// Copies the database to `destination` through SQLite's backup API: a consistent
+    /// image while writes go on. The copy opens as a normal Leasehold data directory.
+    public func snapshot(to destination: String) throws {
+        let target = try DatabaseQueue(path: destination)
+        try self.pool.backup(to: target)
+        try target.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+        try target.close()
+    }
+
+    /// The schema as SQL, as `sqlite3 .schema` prints it.
+    public func schema() throws -> String {
+        try self.pool.read { db in
+            try String.fetchAll(db, sql: "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name").joined(separator: ";\n")
+        }
+    }
+
+    /// Closes the database.
+    public func close() throws {
+        try self.pool.close()
+    }
+}
+
+/// Errors of the store.
+public enum StoreError: Error, CustomStringConvertible {
+    case settingRefused(String)
+    case malformedRow(table: String, key: String, problem: String)
+
+    public var description: String {
+        switch self {
+        case .settingRefused(let setting): "SQLite refused the setting \(setting)"
+        case .malformedRow(let table, let key, let problem): "row \(key) of table \(table) is malformed: \(problem)"
+        }
+    }
+}
+
+/// Unsigned values in signed SQLite integers: the bit pattern, so nothing is lost.
+extension UInt64 {
+    var stored: Int64 { Int64(bitPattern: self) }
+    init(stored: Int64) { self.init(bitPattern: stored) }
+}
+
+extension Duration {
+    var storedNanoseconds: Int64 { Int64(clamping: self.nanosecondsClamped) }
+}
