@@ -9,7 +9,7 @@ import PackageDescription
 
 let package = Package(
     name: "leasehold",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "LeaseholdCore", targets: ["LeaseholdCore"]),
         .library(name: "LeaseholdStore", targets: ["LeaseholdStore"]),

@@ -25,7 +25,7 @@ public struct SlotTag: Hashable, Sendable, Codable {
 }
 
 /// One request to the Coordinator.
-public struct Request: Sendable, Equatable {
+public struct Request: Sendable, Equatable, Codable {
     public var caller: Caller
     /// The session the request acts in; required by every command but `openSession`,
     /// `resumeSession`, target and admin commands.
@@ -87,7 +87,7 @@ public struct Page: Hashable, Sendable, Codable {
 }
 
 /// Every operation of SEMANTICS.md.
-public enum Command: Sendable, Equatable {
+public enum Command: Sendable, Equatable, Codable {
     // MARK: Sessions
     /// Opens a session. The secret comes from the edge (the Core has no randomness).
     case openSession(name: String, ttl: Duration?, slots: Int?, secret: SessionSecret)

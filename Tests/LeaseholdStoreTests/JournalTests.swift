@@ -1,0 +1,75 @@
+import Foundation
+import LeaseholdCore
+import LeaseholdTestSupport
+import Synchronization
+import Testing
+
+@testable import LeaseholdStore
+
+@Suite("Journal: group commit")
+struct JournalTests {
+    @Test("change sets queued while a transaction commits share the next one; order is kept")
+    func groupCommit() async throws {
+        let store = try Store(path: try temporaryDatabase())
+        let journal = Journal(store: store)
+        var coordinator = Coordinator(configuration: Harness.configuration())
+        await journal.commit(coordinator.tick(at: .zero).effects.changes)
+        let caller = Caller(identity: "alice")
+        let opened = coordinator.handle(
+            Request(caller: caller, command: .openSession(name: "a", ttl: .seconds(300), slots: 1, secret: SessionSecret(high: 1, low: 2))),
+            at: .zero
+        )
+        guard case .success(.sessionOpened(let grant))? = opened.reply else {
+            Issue.record("open failed")
+            return
+        }
+        await journal.commit(opened.effects.changes)
+        // 500 steps, each queued without waiting, then all awaited together.
+        var sequences: [UInt64] = []
+        for sequence in 1...500 {
+            let output = coordinator.handle(
+                Request(caller: caller, session: grant.session, tag: SlotTag(slot: 0, sequence: UInt64(sequence)), command: .createInode),
+                at: .zero
+            )
+            sequences.append(journal.enqueue(output.effects.changes))
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for sequence in sequences { group.addTask { await journal.waitUntilDurable(sequence) } }
+        }
+        let statistics = journal.statistics
+        #expect(statistics.changeSets == 502)
+        #expect(statistics.transactions < statistics.changeSets, "steps queued during a commit share a transaction")
+        // The slot row ends with the last sequence: later rows won.
+        let state = try store.load()
+        #expect(state.slots[SlotKey(session: grant.session, slot: 0)]?.sequence == 500)
+        #expect(state == coordinator.persistentState())
+        journal.close()
+    }
+
+    @Test("an empty change set is durable only once everything queued before it is")
+    func emptyChangeSetIsABarrier() async throws {
+        let store = try Store(path: try temporaryDatabase())
+        let journal = Journal(store: store)
+        var coordinator = Coordinator(configuration: Harness.configuration())
+        let first = journal.enqueue(coordinator.tick(at: .zero).effects.changes)
+        let barrier = journal.enqueue(ChangeSet())
+        await journal.waitUntilDurable(barrier)
+        #expect(journal.lastDurable >= first)
+        #expect(try store.hasVolume())
+        journal.close()
+    }
+
+    @Test("a failed commit is reported and nothing after it is acknowledged")
+    func failStop() async throws {
+        let store = try Store(path: try temporaryDatabase())
+        let failures = Mutex<[String]>([])
+        let journal = Journal(store: store, onFailure: { error in failures.withLock { $0.append("\(error)") } })
+        var coordinator = Coordinator(configuration: Harness.configuration())
+        try store.close()
+        let sequence = journal.enqueue(coordinator.tick(at: .zero).effects.changes)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while failures.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(failures.withLock { $0.count } == 1)
+        #expect(journal.lastDurable < sequence)
+    }
+}
