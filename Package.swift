@@ -50,7 +50,12 @@ let package = Package(
         ),
         .testTarget(
             name: "LeaseholdStoreTests",
-            dependencies: ["LeaseholdStore", "LeaseholdCore", "LeaseholdTestSupport"]
+            dependencies: ["LeaseholdStore", "LeaseholdCore", "LeaseholdTestSupport", "leasehold-crash-helper"]
+        ),
+        // The workload the journal's crash test kills with SIGKILL (not shipped).
+        .executableTarget(
+            name: "leasehold-crash-helper",
+            dependencies: ["LeaseholdStore", "LeaseholdCore"]
         ),
         .executableTarget(
             name: "LeaseholdCoreBenchmarks",

@@ -84,6 +84,8 @@ public struct Coordinator: Sendable {
     public var pinSetting: PinSetting { self.volume.pinSetting }
     /// The instant of the latest step.
     public var currentInstant: Instant { self.now }
+    /// The last value handed out of every counter.
+    public var currentCounters: Counters { self.counters }
 
     // MARK: - Inputs
 
