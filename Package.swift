@@ -66,5 +66,15 @@ let package = Package(
             path: "Benchmarks/LeaseholdCoreBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "LeaseholdStoreBenchmarks",
+            dependencies: [
+                "LeaseholdCore",
+                "LeaseholdStore",
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/LeaseholdStoreBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )
