@@ -3,7 +3,6 @@
 // Leasehold: a networked lease coordination service for shared block volumes.
 // Module plan (ARCHITECTURE.md): Core <- Store, Wire <- Server, Client <- executables.
 // Only the modules that exist so far are declared; later ones keep these names:
-// LeaseholdStore, LeaseholdWire, LeaseholdServer, LeaseholdClient, leaseholdd,
 // leaseholdctl, leasehold-bench.
 import PackageDescription
 
@@ -13,12 +12,18 @@ let package = Package(
     products: [
         .library(name: "LeaseholdCore", targets: ["LeaseholdCore"]),
         .library(name: "LeaseholdStore", targets: ["LeaseholdStore"]),
+        .library(name: "LeaseholdWire", targets: ["LeaseholdWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+        // Pinned exactly, with no traits: otherwise SwiftPM orders its trait flags randomly
+        // and rebuilds it half the time. Only the runtime is used; the generated code is
+        // committed (scripts/generate-protos).
+        .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0", traits: []),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
     ],
     targets: [
         // Pure domain: extents, free space, busy extents, pins, layouts, sessions,
@@ -37,6 +42,26 @@ let package = Package(
         .testTarget(
             name: "LeaseholdCoreTests",
             dependencies: ["LeaseholdCore", "LeaseholdTestSupport"]
+        ),
+        // The wire contract: generated protobuf messages (Generated/, from Protos/), the
+        // length-prefixed frame codec, and the mapping between messages and Core types.
+        .target(
+            name: "LeaseholdWire",
+            dependencies: [
+                "LeaseholdCore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "LeaseholdWireTests",
+            dependencies: [
+                "LeaseholdWire",
+                "LeaseholdCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
         ),
         // SQLite journal (GRDB on the system libsqlite3): schema and migrations, group
         // commit of the Coordinator's change sets, recovery, online snapshots.

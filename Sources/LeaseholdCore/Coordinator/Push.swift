@@ -31,6 +31,20 @@ public struct LayoutRecallNotice: Hashable, Sendable, Codable {
     public var range: BlockRange
     /// Time left to answer when the push was made.
     public var deadlineIn: Duration
+
+    public init(
+        recall: RecallID,
+        stateID: LayoutStateID,
+        inode: InodeID,
+        range: BlockRange,
+        deadlineIn: Duration
+    ) {
+        self.recall = recall
+        self.stateID = stateID
+        self.inode = inode
+        self.range = range
+        self.deadlineIn = deadlineIn
+    }
 }
 
 public struct PinRecallNotice: Hashable, Sendable, Codable {
@@ -38,12 +52,34 @@ public struct PinRecallNotice: Hashable, Sendable, Codable {
     public var pin: PinID
     public var inode: InodeID
     public var deadlineIn: Duration
+
+    public init(
+        recall: RecallID,
+        pin: PinID,
+        inode: InodeID,
+        deadlineIn: Duration
+    ) {
+        self.recall = recall
+        self.pin = pin
+        self.inode = inode
+        self.deadlineIn = deadlineIn
+    }
 }
 
 public struct FenceNotice: Hashable, Sendable, Codable {
     public var revision: FenceRevision
     public var maxToken: FencingToken
     public var reason: EvictionReason
+
+    public init(
+        revision: FenceRevision,
+        maxToken: FencingToken,
+        reason: EvictionReason
+    ) {
+        self.revision = revision
+        self.maxToken = maxToken
+        self.reason = reason
+    }
 }
 
 /// A push addressed to a session.

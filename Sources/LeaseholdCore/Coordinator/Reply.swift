@@ -67,6 +67,18 @@ public struct SessionGrant: Hashable, Sendable, Codable {
     public var secret: SessionSecret
     public var ttl: Duration
     public var slots: Int
+
+    public init(
+        session: SessionID,
+        secret: SessionSecret,
+        ttl: Duration,
+        slots: Int
+    ) {
+        self.session = session
+        self.secret = secret
+        self.ttl = ttl
+        self.slots = slots
+    }
 }
 
 /// `resumeSession`: the session's settings and every push not yet acknowledged, in order.
@@ -75,12 +87,32 @@ public struct SessionResumed: Hashable, Sendable, Codable {
     public var ttl: Duration
     public var slots: Int
     public var replay: [Push]
+
+    public init(
+        session: SessionID,
+        ttl: Duration,
+        slots: Int,
+        replay: [Push]
+    ) {
+        self.session = session
+        self.ttl = ttl
+        self.slots = slots
+        self.replay = replay
+    }
 }
 
 /// `closeSession`: what was given back voluntarily.
 public struct SessionClosed: Hashable, Sendable, Codable {
     public var unpinned: [PinID]
     public var returnedLayouts: [LayoutID]
+
+    public init(
+        unpinned: [PinID],
+        returnedLayouts: [LayoutID]
+    ) {
+        self.unpinned = unpinned
+        self.returnedLayouts = returnedLayouts
+    }
 }
 
 /// truncate, punchHole and deleteInode.
@@ -100,6 +132,34 @@ public struct MappingChange: Hashable, Sendable, Codable {
     public var recalledPins: [PinID]
     /// Whether the inode was removed (deleteInode).
     public var deleted: Bool
+
+    public init(
+        inode: InodeID,
+        size: UInt64,
+        generation: UInt64,
+        freedBlocks: UInt64,
+        busyBlocks: UInt64,
+        quarantinedBlocks: UInt64,
+        quarantineInode: InodeID? = nil,
+        returnedLayouts: [LayoutID],
+        revokedLayouts: [LayoutID],
+        evictedSessions: [SessionID],
+        recalledPins: [PinID],
+        deleted: Bool
+    ) {
+        self.inode = inode
+        self.size = size
+        self.generation = generation
+        self.freedBlocks = freedBlocks
+        self.busyBlocks = busyBlocks
+        self.quarantinedBlocks = quarantinedBlocks
+        self.quarantineInode = quarantineInode
+        self.returnedLayouts = returnedLayouts
+        self.revokedLayouts = revokedLayouts
+        self.evictedSessions = evictedSessions
+        self.recalledPins = recalledPins
+        self.deleted = deleted
+    }
 }
 
 /// allocate.
@@ -112,6 +172,24 @@ public struct Allocation: Hashable, Sendable, Codable {
     public var returnedLayouts: [LayoutID]
     public var revokedLayouts: [LayoutID]
     public var evictedSessions: [SessionID]
+
+    public init(
+        inode: InodeID,
+        size: UInt64,
+        generation: UInt64,
+        extents: [MappedExtent],
+        returnedLayouts: [LayoutID],
+        revokedLayouts: [LayoutID],
+        evictedSessions: [SessionID]
+    ) {
+        self.inode = inode
+        self.size = size
+        self.generation = generation
+        self.extents = extents
+        self.returnedLayouts = returnedLayouts
+        self.revokedLayouts = revokedLayouts
+        self.evictedSessions = evictedSessions
+    }
 }
 
 /// pin.
@@ -123,6 +201,20 @@ public struct PinGrant: Hashable, Sendable, Codable {
     public var expiresIn: Duration?
     /// Set when `allocate: true` filled holes first.
     public var allocation: Allocation?
+
+    public init(
+        pin: PinID,
+        token: FencingToken,
+        extents: TinyArray<PinnedExtent>,
+        expiresIn: Duration? = nil,
+        allocation: Allocation? = nil
+    ) {
+        self.pin = pin
+        self.token = token
+        self.extents = extents
+        self.expiresIn = expiresIn
+        self.allocation = allocation
+    }
 }
 
 /// One run of a layout's extent list.
@@ -137,6 +229,16 @@ public struct LayoutExtent: Hashable, Sendable, Codable {
     /// The physical start, `nil` for a hole.
     public var physicalBlock: UInt64?
     public var state: State
+
+    public init(
+        fileRange: BlockRange,
+        physicalBlock: UInt64? = nil,
+        state: State
+    ) {
+        self.fileRange = fileRange
+        self.physicalBlock = physicalBlock
+        self.state = state
+    }
 }
 
 /// layoutGet.
@@ -148,6 +250,20 @@ public struct LayoutGrantReply: Hashable, Sendable, Codable {
     public var ranges: [BlockRange]
     /// The extent list of the requested ranges, with holes and unwritten runs marked.
     public var extents: [LayoutExtent]
+
+    public init(
+        stateID: LayoutStateID,
+        iomode: IOMode,
+        token: FencingToken,
+        ranges: [BlockRange],
+        extents: [LayoutExtent]
+    ) {
+        self.stateID = stateID
+        self.iomode = iomode
+        self.token = token
+        self.ranges = ranges
+        self.extents = extents
+    }
 }
 
 /// layoutReturn.
@@ -156,4 +272,14 @@ public struct LayoutReturned: Hashable, Sendable, Codable {
     /// Ranges still granted; empty when the layout is gone.
     public var remaining: [BlockRange]
     public var returnedBlocks: UInt64
+
+    public init(
+        stateID: LayoutStateID,
+        remaining: [BlockRange],
+        returnedBlocks: UInt64
+    ) {
+        self.stateID = stateID
+        self.remaining = remaining
+        self.returnedBlocks = returnedBlocks
+    }
 }
