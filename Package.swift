@@ -69,6 +69,7 @@ let package = Package(
             name: "LeaseholdStore",
             dependencies: [
                 "LeaseholdCore",
+                "LeaseholdWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]

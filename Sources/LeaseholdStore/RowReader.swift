@@ -1,12 +1,20 @@
 import Foundation
 import GRDB
 import LeaseholdCore
+import LeaseholdWire
 
 /// Reads every table into a ``PersistentState`` (recovery). A row that cannot be decoded
 /// is a `StoreError.malformedRow` naming it; nothing is repaired silently.
 enum RowReader {
     static func load(_ db: Database) throws -> PersistentState {
         var state = PersistentState()
+        // The big tables are sized up front: growing a dictionary of a million rows
+        // rehashes it twenty times.
+        func rows(_ table: String) throws -> Int { try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
+        state.pins.reserveCapacity(try rows("pin"))
+        state.slots.reserveCapacity(try rows("slot"))
+        state.sessions.reserveCapacity(try rows("session"))
+        state.extents.reserveCapacity(try rows("extent"))
         if let row = try Row.fetchOne(db, sql: "SELECT blockSize, blockCount, pinSetting, epoch FROM volume WHERE id = 1") {
             let geometry: VolumeGeometry
             do {
@@ -98,14 +106,13 @@ enum RowReader {
             )
         }
 
-        let decoder = JSONDecoder()
         let slots = try Row.fetchCursor(db, sql: "SELECT session, slot, sequence, reply FROM slot")
         while let row = try slots.next() {
             let key = SlotKey(session: SessionID(rawValue: UInt64(stored: row[0])), slot: UInt32(row[1] as Int64))
-            let text: String = row[3]
             let reply: Reply
             do {
-                reply = try decoder.decode(Reply.self, from: Data(text.utf8))
+                let bytes: Data = row[3]
+                reply = try Reply(wire: try WireResponse(serializedBytes: bytes))
             } catch {
                 throw StoreError.malformedRow(table: "slot", key: "\(key.session)/\(key.slot)", problem: "reply does not decode: \(error)")
             }

@@ -1,13 +1,12 @@
 import Foundation
 import GRDB
 import LeaseholdCore
+import LeaseholdWire
 
 /// Writes change-set rows with cached statements: one `INSERT OR REPLACE` per upsert,
 /// one `DELETE` per removed key.
 struct RowWriter {
     let db: Database
-    let encoder = JSONEncoder()
-
     init(db: Database) {
         self.db = db
     }
@@ -78,7 +77,7 @@ struct RowWriter {
         case .session(let id, nil):
             try self.run("DELETE FROM session WHERE id = ?", [id.rawValue.stored])
         case .slot(let key, let record?):
-            let reply = String(decoding: try self.encoder.encode(record.reply), as: UTF8.self)
+            let reply: Data = try record.reply.wire.serializedBytes()
             try self.run(
                 "INSERT OR REPLACE INTO slot (session, slot, sequence, reply) VALUES (?, ?, ?, ?)",
                 [key.session.rawValue.stored, Int64(key.slot), record.sequence.stored, reply]

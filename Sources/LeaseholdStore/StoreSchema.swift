@@ -7,7 +7,8 @@ import GRDB
 /// `sqlite3 leasehold.db .schema` reads as documentation. Lists (pin ranges and extents,
 /// layout grants, fence blocks) are short texts: `offset+length;…` byte ranges,
 /// `fileBlock@physicalBlock+count;…` extents, `start+count@seqid;…` grants and
-/// `start+count;…` block ranges. A slot's stored reply is JSON. Unsigned 64-bit values
+/// `start+count;…` block ranges. A slot's stored reply is a protobuf `leasehold.v1.Response`
+/// message (Protos/leasehold/v1/leasehold.proto), as on the wire. Unsigned 64-bit values
 /// above 2^63 - 1 are stored as their two's-complement bit pattern.
 enum StoreSchema {
     static var migrator: DatabaseMigrator {
@@ -79,12 +80,13 @@ enum StoreSchema {
                         slotCount INTEGER NOT NULL,
                         lastPush INTEGER NOT NULL
                     );
-                    -- The exactly-once reply cache: the last completed sequence of each slot.
+                    -- The exactly-once reply cache: the last completed sequence of each slot and
+                    -- its reply, a protobuf leasehold.v1.Response (Protos/leasehold/v1/).
                     CREATE TABLE slot (
                         session INTEGER NOT NULL,
                         slot INTEGER NOT NULL,
                         sequence INTEGER NOT NULL,
-                        reply TEXT NOT NULL,
+                        reply BLOB NOT NULL,
                         PRIMARY KEY (session, slot)
                     ) WITHOUT ROWID;
                     -- DMA pins. ttlNanoseconds is set for short-term pins only.

@@ -83,7 +83,8 @@ extension Coordinator {
             if record.quarantine != nil { self.quarantinedBlocks += range.count }
         }
 
-        for (id, record) in state.sessions {
+        for id in state.sessions.keys.sorted() {
+            let record = state.sessions[id]!
             let session = Session(
                 id: id,
                 identity: record.identity,
@@ -109,16 +110,23 @@ extension Coordinator {
             self.sessions.modifyValue(forKey: key.session) { $0.setSlot(Int(key.slot), Slot(sequence: stored.sequence, stored: stored)) }
         }
 
-        for (id, record) in state.pins {
-            let pin = Pin(record: record)
+        // Ascending keys: the B-trees fill their nodes without splitting in the middle. The
+        // pin index is sorted on its own key first.
+        var indexEntries: [(PinIndexKey, PinIndexEntry)] = []
+        indexEntries.reserveCapacity(state.pins.count)
+        for id in state.pins.keys.sorted() {
+            let pin = Pin(record: state.pins[id]!)
             self.pins[id] = pin
             self.sessionPins[Pair(pin.session, id)] = true
-            self.indexPin(id, inode: pin.inode, extents: pin.extents.filter { $0.count > 0 })
+            for extent in pin.extents where extent.count > 0 {
+                indexEntries.append((PinIndexKey(inode: pin.inode, fileBlock: extent.fileBlock, pin: id), PinIndexEntry(physicalBlock: extent.physicalBlock, count: extent.count)))
+                self.longestPinExtent = Swift.max(self.longestPinExtent, extent.count)
+            }
             if pin.busyBlocks > 0 {
                 // Its cut blocks are busy: it is one of their holders again.
                 for extent in pin.extents where extent.count > 0 { self.addHolder(.pin(id), to: extent.physicalRange) }
             }
-            if let identity = self.sessions[pin.session]?.identity {
+            if let identity = self.sessions.withValue(forKey: pin.session, { $0.identity }) {
                 self.changeUsage(of: identity) {
                     $0.pins += 1
                     $0.pinnedBlocks += pin.blockCount
@@ -127,6 +135,8 @@ extension Coordinator {
             }
             if case .shortTerm(let ttl) = pin.kind { self.timers.schedule(.pin(id), at: now + ttl) }
         }
+        indexEntries.sort { $0.0 < $1.0 }
+        for (key, entry) in indexEntries { self.pinIndex[key] = entry }
         for (id, record) in state.layouts {
             let layout = Layout(record: record)
             self.layouts[id] = layout

@@ -165,7 +165,7 @@ public enum InvariantChecker {
             if heldByPin != pin.busyBlocks || busyByPin[id, default: 0] != pin.busyBlocks {
                 report.add(2, "pin \(id) counts \(pin.busyBlocks) busy blocks; busy runs name it on \(busyByPin[id, default: 0]), \(heldByPin) of them within its extents")
             }
-            if c.sessions[pin.session] == nil {
+            if !c.sessions.contains(pin.session) {
                 report.add(2, "pin \(id) belongs to session \(pin.session), which is not live")
             }
         }
@@ -273,15 +273,22 @@ public enum InvariantChecker {
         for (id, _) in c.recalls { below(id.rawValue, counters.lastRecall, "recall") }
         for (revision, _) in c.fences { below(revision.rawValue, counters.lastFence, "fence revision") }
 
-        var tokens: [FencingToken: String] = [:]
-        func token(_ token: FencingToken, _ owner: String) {
-            below(token.rawValue, counters.lastToken, "fencing token of \(owner)")
-            if let other = tokens.updateValue(owner, forKey: token) {
-                report.add(5, "fencing token \(token) was handed to both \(other) and \(owner)")
-            }
+        // Tokens are unique: a set of them, and owners named only when one repeats.
+        var tokens = Set<FencingToken>(minimumCapacity: c.pins.count + c.layouts.count)
+        var repeated: [FencingToken] = []
+        for (_, pin) in c.pins {
+            below(pin.token.rawValue, counters.lastToken, "fencing token of pin")
+            if !tokens.insert(pin.token).inserted { repeated.append(pin.token) }
         }
-        for (id, pin) in c.pins { token(pin.token, "pin \(id)") }
-        for (id, layout) in c.layouts { token(layout.token, "layout \(id)") }
+        for (_, layout) in c.layouts {
+            below(layout.token.rawValue, counters.lastToken, "fencing token of layout")
+            if !tokens.insert(layout.token).inserted { repeated.append(layout.token) }
+        }
+        for token in Set(repeated) {
+            let owners = c.pins.filter { $0.value.token == token }.map { "pin \($0.key)" }
+                + c.layouts.filter { $0.value.token == token }.map { "layout \($0.key)" }
+            report.add(5, "fencing token \(token) was handed to more than one grant: \(owners.joined(separator: ", "))")
+        }
         for (revision, fence) in c.fences where fence.maxToken.rawValue > counters.lastToken {
             report.add(5, "fence \(revision) covers tokens up to \(fence.maxToken), above every token handed out")
         }
@@ -377,7 +384,7 @@ public enum InvariantChecker {
                 }
                 if grant.seqid > layout.seqid { report.add(6, "layout \(id) grant seqid \(grant.seqid) is above the layout's \(layout.seqid)") }
             }
-            if c.sessions[layout.session] == nil { report.add(6, "layout \(id) belongs to session \(layout.session), which is not live") }
+            if !c.sessions.contains(layout.session) { report.add(6, "layout \(id) belongs to session \(layout.session), which is not live") }
             if c.layoutByOwner[LayoutOwner(session: layout.session, inode: layout.inode, iomode: layout.iomode)] != id {
                 report.add(6, "layout \(id) is missing from the (session, inode, iomode) index")
             }
@@ -397,7 +404,7 @@ public enum InvariantChecker {
         var usage: [String: IdentityUsage] = [:]
         for (_, session) in c.sessions { usage[session.identity, default: IdentityUsage()].sessions += 1 }
         for (_, pin) in c.pins {
-            guard let identity = c.sessions[pin.session]?.identity else { continue }
+            guard let identity = c.sessions.withValue(forKey: pin.session, { $0.identity }) else { continue }
             usage[identity, default: IdentityUsage()].pins += 1
             usage[identity, default: IdentityUsage()].pinnedBlocks += pin.blockCount
             usage[identity, default: IdentityUsage()].busyBlocks += pin.busyBlocks
