@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "LeaseholdCore", targets: ["LeaseholdCore"]),
         .library(name: "LeaseholdStore", targets: ["LeaseholdStore"]),
         .library(name: "LeaseholdWire", targets: ["LeaseholdWire"]),
+        .library(name: "LeaseholdServer", targets: ["LeaseholdServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
@@ -24,6 +25,12 @@ let package = Package(
         // committed (scripts/generate-protos).
         .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0", traits: []),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // Pure domain: extents, free space, busy extents, pins, layouts, sessions,
@@ -61,6 +68,32 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        // The network service: mutual TLS, connections, the serial owner of the
+        // Coordinator with its timers and effect routing, snapshots, graceful shutdown.
+        .target(
+            name: "LeaseholdServer",
+            dependencies: [
+                "LeaseholdCore",
+                "LeaseholdStore",
+                "LeaseholdWire",
+                "LeaseholdCertificates",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Certificates for mutual TLS: a small CA, server and client leaves, and the
+        // development set auto-TLS writes into a data directory.
+        .target(
+            name: "LeaseholdCertificates",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         // SQLite journal (GRDB on the system libsqlite3): schema and migrations, group

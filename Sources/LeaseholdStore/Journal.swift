@@ -18,13 +18,19 @@ import Synchronization
 /// thread. A failed commit stops the process (fail-stop): memory would be ahead of disk.
 public final class Journal: Sendable {
     struct State {
-        var queue: [(sequence: UInt64, changes: ChangeSet)] = []
+        var queue: [Entry] = []
         var lastQueued: UInt64 = 0
         var lastDurable: UInt64 = 0
         var waiters: [(sequence: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
         var stopping = false
         var transactions: UInt64 = 0
         var changeSets: UInt64 = 0
+    }
+
+    struct Entry {
+        var sequence: UInt64
+        var changes: ChangeSet
+        var afterCommit: (@Sendable () -> Void)?
     }
 
     /// Figures for benchmarks and metrics.
@@ -58,12 +64,16 @@ public final class Journal: Sendable {
     }
 
     /// Queues a change set. Order of calls is order of commit.
+    /// - Parameters:
+    ///   - afterCommit: runs on the writer thread once the change set is durable, in
+    ///     queue order, before the next transaction starts: the place to release replies
+    ///     and pushes in step order. It must not block.
     /// - Returns: its sequence number, for ``waitUntilDurable(_:)``.
     @discardableResult
-    public func enqueue(_ changes: ChangeSet) -> UInt64 {
+    public func enqueue(_ changes: ChangeSet, afterCommit: (@Sendable () -> Void)? = nil) -> UInt64 {
         let (sequence, wake) = self.state.withLock { state -> (UInt64, Bool) in
             state.lastQueued += 1
-            state.queue.append((state.lastQueued, changes))
+            state.queue.append(Entry(sequence: state.lastQueued, changes: changes, afterCommit: afterCommit))
             return (state.lastQueued, state.queue.count == 1)
         }
         if wake { self.wakeUp.signal() }
@@ -105,7 +115,7 @@ public final class Journal: Sendable {
 
     private func writerLoop() {
         while true {
-            let (batch, stopping) = self.state.withLock { state -> ([(sequence: UInt64, changes: ChangeSet)], Bool) in
+            let (batch, stopping) = self.state.withLock { state -> ([Entry], Bool) in
                 let batch = state.queue
                 state.queue.removeAll(keepingCapacity: true)
                 return (batch, state.stopping)
@@ -131,6 +141,7 @@ public final class Journal: Sendable {
                 }
             }
             let last = batch[batch.count - 1].sequence
+            for entry in batch { entry.afterCommit?() }
             let ready = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
                 state.lastDurable = last
                 state.transactions += sets.isEmpty ? 0 : 1

@@ -267,7 +267,7 @@ extension Fence {
 }
 
 extension StorageTarget {
-    var wire: Leasehold_V1_StorageTarget {
+    public var wire: Leasehold_V1_StorageTarget {
         var target = Leasehold_V1_StorageTarget()
         target.name = self.name
         target.acknowledged = self.acknowledged.rawValue

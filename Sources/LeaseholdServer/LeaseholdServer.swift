@@ -1,0 +1,164 @@
+import Foundation
+import LeaseholdCertificates
+import LeaseholdCore
+import LeaseholdStore
+import LeaseholdWire
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+import Synchronization
+
+/// The Leasehold server: mutual TLS on one port, length-prefixed protobuf frames, one
+/// Coordinator behind a group-commit journal.
+///
+/// Lifecycle: ``start(configuration:logger:)`` opens (or creates) the data directory,
+/// recovers the Coordinator, generates development certificates when none are
+/// configured, and binds. ``run()`` serves until a graceful shutdown (SIGTERM/SIGINT
+/// through a `ServiceGroup`, or ``shutdown()``): it stops accepting, answers waiting
+/// requests with `unavailable`, lets every commit in flight finish and its replies
+/// drain, closes the connections, and closes the journal and the database.
+public final class LeaseholdServer: Service, Sendable {
+    public let configuration: ServerConfiguration
+    let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    let store: Store
+    let journal: Journal
+    let owner: CoordinatorOwner
+    let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    let limits: ServerLimits
+    let connections = Mutex<[ObjectIdentifier: Connection]>([:])
+    let connectionCounter = Atomic<UInt64>(0)
+    let snapshotCounter = Atomic<UInt64>(0)
+
+    /// The port the server listens on (useful when configured with port 0).
+    public let localPort: Int
+
+    private init(
+        configuration: ServerConfiguration, logger: Logger, group: MultiThreadedEventLoopGroup, store: Store, journal: Journal,
+        owner: CoordinatorOwner, serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, limits: ServerLimits
+    ) {
+        self.configuration = configuration
+        self.logger = logger
+        self.group = group
+        self.store = store
+        self.journal = journal
+        self.owner = owner
+        self.serverChannel = serverChannel
+        self.limits = limits
+        self.localPort = serverChannel.channel.localAddress?.port ?? configuration.port
+    }
+
+    /// Opens the data directory and binds the listening socket.
+    /// - Throws: a recovery error naming broken invariants, a database error, a TLS
+    ///   configuration error, or a bind error.
+    public static func start(configuration: ServerConfiguration, logger: Logger = Logger(label: "leasehold.server")) async throws -> LeaseholdServer {
+        let fileManager = FileManager.default
+        try fileManager.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        if configuration.tls == nil {
+            let files = TLSFiles(dataDirectory: configuration.dataDirectory)
+            if try files.ensureDevelopmentCertificates() {
+                logger.notice(
+                    "generated development certificates (auto-TLS)",
+                    metadata: [
+                        "tls.ca": "\(files.caCertificate)", "tls.server": "\(files.serverCertificate)", "tls.admin": "\(files.adminCertificate)",
+                    ]
+                )
+            }
+        }
+        let sslContext = try Self.makeSSLContext(configuration.effectiveTLS)
+
+        let databasePath = (configuration.dataDirectory as NSString).appendingPathComponent("leasehold.db")
+        let store = try Store(path: databasePath)
+        let coordinator = try store.openCoordinator(configuration: configuration.coordinator, at: CoordinatorOwner.now())
+        logger.notice(
+            "data directory open",
+            metadata: [
+                "store.path": "\(databasePath)", "volume.epoch": "\(coordinator.epoch)",
+                "volume.blockSize": "\(coordinator.geometry.blockSize)", "volume.blockCount": "\(coordinator.geometry.blockCount)",
+            ]
+        )
+        let journal = Journal(store: store, logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: Swift.max(1, configuration.eventLoopThreads))
+        let owner = CoordinatorOwner(coordinator: coordinator, journal: journal, timerLoop: group.next(), logger: logger)
+        let limits = ServerLimits(
+            configuration: coordinator.configuration,
+            geometry: coordinator.geometry,
+            maxFrameBytes: configuration.maxFrameBytes,
+            maxInFlightRequests: configuration.maxInFlightPerConnection
+        )
+        let maxFrame = configuration.maxFrameBytes
+        let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+        do {
+            serverChannel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: configuration.host, port: configuration.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: maxFrame)))
+                        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            journal.close()
+            try? store.close()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        let server = LeaseholdServer(
+            configuration: configuration, logger: logger, group: group, store: store, journal: journal, owner: owner,
+            serverChannel: serverChannel, limits: limits
+        )
+        owner.start()
+        logger.notice("listening", metadata: ["server.host": "\(configuration.host)", "server.port": "\(server.localPort)"])
+        return server
+    }
+
+    static func makeSSLContext(_ paths: ServerConfiguration.TLSPaths) throws -> NIOSSLContext {
+        var tls = TLSConfiguration.makeServerConfigurationWithMTLS(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(paths.certificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: paths.key, format: .pem)),
+            trustRoots: .certificates(try NIOSSLCertificate.fromPEMFile(paths.clientCA))
+        )
+        tls.minimumTLSVersion = .tlsv13
+        return try NIOSSLContext(configuration: tls)
+    }
+
+    // MARK: - Serving
+
+    /// Serves until a graceful shutdown, then drains and closes everything.
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await self.serverChannel.executeThenClose { inbound in
+                    for try await channel in inbound {
+                        group.addTask { await self.serve(channel) }
+                    }
+                }
+                // No longer accepting: answer what waits, let commits finish, close.
+                self.logger.notice("shutting down: answering in-flight requests")
+                await self.owner.shutDown()
+                let open = self.connections.withLock { Array($0.values) }
+                for connection in open { connection.close(.shuttingDown, "the server is shutting down") }
+            }
+        } onGracefulShutdown: {
+            self.shutdown()
+        }
+        self.journal.close()
+        try self.store.close()
+        try await self.group.shutdownGracefully()
+        self.logger.notice("stopped")
+    }
+
+    /// Starts a graceful shutdown: stops accepting connections; ``run()`` then drains
+    /// and returns.
+    public func shutdown() {
+        self.serverChannel.channel.close(promise: nil)
+    }
+
+    /// The current epoch (incremented at every start).
+    public var epoch: UInt64 { self.owner.epoch }
+}

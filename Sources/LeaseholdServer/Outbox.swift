@@ -1,0 +1,92 @@
+import NIOCore
+import Synchronization
+
+/// The frames waiting to be written to one connection.
+///
+/// Lifecycle: any thread `send`s encoded frames (the journal's writer thread after a
+/// commit, the Coordinator's owner for recalls, the connection's own task for handshake
+/// and protocol errors); the connection's writer task takes everything queued in one
+/// `next()` and writes it as one batch, so replies released by one commit leave in one
+/// flush. `finish()` lets the writer drain what is queued and stop. A connection that
+/// lets more than `limit` frames pile up is a slow consumer: further sends are dropped
+/// and `onOverflow` runs once (the server closes it; its sessions can resume elsewhere
+/// and get their pushes replayed).
+final class Outbox: Sendable {
+    private struct State {
+        var frames: [ByteBuffer] = []
+        var waiter: CheckedContinuation<[ByteBuffer]?, Never>?
+        var finished = false
+        var overflowed = false
+    }
+
+    private let state = Mutex(State())
+    let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Queues a frame payload.
+    /// - Returns: `false` when the outbox is finished or overflowed (the frame is dropped).
+    @discardableResult
+    func send(_ frame: ByteBuffer) -> Bool {
+        let (accepted, waiter, overflow) = self.state.withLock { state -> (Bool, CheckedContinuation<[ByteBuffer]?, Never>?, Bool) in
+            guard !state.finished && !state.overflowed else { return (false, nil, false) }
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return (true, waiter, false)
+            }
+            guard state.frames.count < self.limit else {
+                state.overflowed = true
+                state.frames.removeAll()
+                return (false, nil, true)
+            }
+            state.frames.append(frame)
+            return (true, nil, false)
+        }
+        if let waiter { waiter.resume(returning: [frame]) }
+        if overflow { self.overflowed() }
+        return accepted
+    }
+
+    /// Called once when the limit is passed.
+    private let overflowHandler = Mutex<(@Sendable () -> Void)?>(nil)
+
+    func onOverflow(_ handler: @escaping @Sendable () -> Void) {
+        self.overflowHandler.withLock { $0 = handler }
+    }
+
+    private func overflowed() {
+        let handler = self.overflowHandler.withLock { $0 }
+        handler?()
+    }
+
+    /// No more frames will be accepted; the writer drains what is queued.
+    func finish() {
+        let waiter = self.state.withLock { state -> CheckedContinuation<[ByteBuffer]?, Never>? in
+            state.finished = true
+            defer { state.waiter = nil }
+            return state.frames.isEmpty ? state.waiter : nil
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    /// Everything queued, waiting when nothing is; `nil` once finished and drained (or
+    /// overflowed). One consumer only.
+    func next() async -> [ByteBuffer]? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<[ByteBuffer]?, Never>) in
+            let ready = self.state.withLock { state -> [ByteBuffer]?? in
+                if state.overflowed { return .some(nil) }
+                if !state.frames.isEmpty {
+                    var frames: [ByteBuffer] = []
+                    swap(&frames, &state.frames)
+                    return .some(frames)
+                }
+                if state.finished { return .some(nil) }
+                state.waiter = continuation
+                return .none
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}

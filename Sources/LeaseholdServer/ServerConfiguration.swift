@@ -1,0 +1,53 @@
+import LeaseholdCertificates
+import LeaseholdCore
+import LeaseholdWire
+import NIOCore
+
+/// Everything a server needs to start. `leaseholdd` fills it from flags, environment
+/// and a config file (docs/configuration.md); tests build it directly.
+public struct ServerConfiguration: Sendable {
+    /// The data directory: the database, auto-TLS certificates and snapshots.
+    public var dataDirectory: String = "./leasehold-data"
+    /// Address to listen on; port 0 picks a free one (see ``LeaseholdServer/localPort``).
+    public var host: String = "127.0.0.1"
+    public var port: Int = 7420
+    /// Certificate paths; all `nil` means auto-TLS in the data directory.
+    public var tls: TLSPaths?
+    /// Identities with the admin role.
+    public var admins: Set<String> = ["admin"]
+    /// Identities with the target role.
+    public var targets: Set<String> = []
+    /// Coordinator settings; `geometry` applies at the first start only.
+    public var coordinator = CoordinatorConfiguration()
+    /// Largest frame accepted and sent.
+    public var maxFrameBytes: Int = FrameLimits.defaultMaxFrameLength
+    /// Requests a connection may have unanswered; more are `resourceExhausted`.
+    public var maxInFlightPerConnection: Int = 1_024
+    /// Frames queued for a connection before it is closed as a slow consumer.
+    public var maxQueuedFramesPerConnection: Int = 65_536
+    /// Event loop threads (NIO); the Coordinator's owner and the journal have their own.
+    public var eventLoopThreads: Int = System.coreCount
+
+    public init() {}
+
+    /// Paths of configured certificates (PEM).
+    public struct TLSPaths: Sendable, Hashable {
+        public var certificate: String
+        public var key: String
+        /// The CA that signs client certificates.
+        public var clientCA: String
+
+        public init(certificate: String, key: String, clientCA: String) {
+            self.certificate = certificate
+            self.key = key
+            self.clientCA = clientCA
+        }
+    }
+
+    /// The TLS paths in effect: configured ones, or the data directory's development set.
+    public var effectiveTLS: TLSPaths {
+        if let tls = self.tls { return tls }
+        let files = TLSFiles(dataDirectory: self.dataDirectory)
+        return TLSPaths(certificate: files.serverCertificate, key: files.serverKey, clientCA: files.caCertificate)
+    }
+}
