@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "LeaseholdStore", targets: ["LeaseholdStore"]),
         .library(name: "LeaseholdWire", targets: ["LeaseholdWire"]),
         .library(name: "LeaseholdServer", targets: ["LeaseholdServer"]),
+        .library(name: "LeaseholdClient", targets: ["LeaseholdClient"]),
+        .executable(name: "leaseholdd", targets: ["leaseholdd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
@@ -84,6 +86,47 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The public async/await client library: sessions with slots, keepalive,
+        // jeopardy, reconnect and resume; admin and storage-target APIs.
+        .target(
+            name: "LeaseholdClient",
+            dependencies: [
+                "LeaseholdCore",
+                "LeaseholdWire",
+                "LeaseholdCertificates",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The daemon: flags, environment and config file; a ServiceGroup that shuts down
+        // gracefully on SIGTERM/SIGINT; `leaseholdd certs` for development certificates.
+        .executableTarget(
+            name: "leaseholdd",
+            dependencies: [
+                "LeaseholdServer",
+                "LeaseholdCore",
+                "LeaseholdCertificates",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "LeaseholdServerTests",
+            dependencies: [
+                "LeaseholdServer",
+                "LeaseholdClient",
+                "LeaseholdCore",
+                "LeaseholdWire",
+                "LeaseholdCertificates",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Certificates for mutual TLS: a small CA, server and client leaves, and the

@@ -1,0 +1,120 @@
+import Foundation
+import LeaseholdCore
+import LeaseholdWire
+import Logging
+import Synchronization
+
+/// A connection to a Leasehold server over mutual TLS.
+///
+/// Open sessions with ``openSession(name:ttl:slots:)`` to pin, allocate, truncate and hold
+/// layouts; use the admin methods with an `admin` identity, and ``fenceFeed(after:)`` with
+/// a `target` identity. The connection reconnects by itself and resumes its sessions.
+///
+/// ```swift
+/// let client = try await LeaseholdClient.connect(.development())
+/// let session = try await client.openSession(name: "gpu-worker")
+/// let inode = try await session.createInode()
+/// _ = try await session.allocate(inode, ByteRange(offset: 0, length: 1 << 20))
+/// let pin = try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 65_536)], kind: .longTerm)
+/// ```
+public final class LeaseholdClient: Sendable {
+    let connection: ClientConnection
+    let logger: Logger
+
+    init(connection: ClientConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    /// Connects and performs the handshake.
+    /// - Throws: `LeaseholdError` `unavailable` when the server cannot be reached or the
+    ///   TLS handshake fails, `invalidArgument` for unreadable certificate files, or the
+    ///   server's refusal of the protocol version.
+    public static func connect(_ configuration: ClientConfiguration, logger: Logger = Logger(label: "leasehold.client")) async throws -> LeaseholdClient {
+        LeaseholdClient(connection: try await ClientConnection.open(configuration, logger: logger), logger: logger)
+    }
+
+    /// What the server said in its handshake (of the latest connection).
+    public var server: ServerHello { self.connection.hello }
+
+    /// Closes the connection; sessions stay on the server until they expire (close them
+    /// first to release their pins and layouts at once).
+    public func close() {
+        self.connection.close()
+    }
+
+    // MARK: - Sessions
+
+    /// Opens a session owned by this client's identity.
+    /// - Parameters:
+    ///   - ttl: requested TTL (the server clamps it); `nil` for the server default.
+    ///   - slots: concurrent mutations; `nil` for the server default.
+    public func openSession(name: String = "", ttl: Duration? = nil, slots: Int? = nil) async throws -> LeaseholdSession {
+        let sent = ContinuousClock.now
+        let response = try await self.call(.openSession(name: name, ttl: ttl, slots: slots), retry: false)
+        guard case .sessionOpened(let grant) = response else { throw LeaseholdSession.unexpected("openSession") }
+        let session = LeaseholdSession(grant: grant, connection: self.connection, sentAt: sent)
+        session.start()
+        return session
+    }
+
+    /// Takes over an existing session (after a process restart, with its saved secret).
+    /// Sequences restart from the wall clock, above any the previous owner used.
+    public func resumeSession(_ id: SessionID, secret: SessionSecret) async throws -> LeaseholdSession {
+        let sent = ContinuousClock.now
+        let response = try await self.call(.core(.resumeSession(id, secret: secret)), retry: true)
+        guard case .sessionResumed(let resumed) = response else { throw LeaseholdSession.unexpected("resumeSession") }
+        let base = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        let session = LeaseholdSession(
+            grant: SessionGrant(session: id, secret: secret, ttl: resumed.ttl, slots: resumed.slots),
+            connection: self.connection,
+            sentAt: sent,
+            sequenceBase: base
+        )
+        session.start()
+        for push in resumed.replay { session.deliver(push) }
+        return session
+    }
+
+    // MARK: - Plumbing
+
+    /// Sends a request outside any session.
+    /// - Parameter retry: resend after a lost connection (only for requests that may
+    ///   run twice: queries); otherwise a lost connection is `unavailable`.
+    func call(_ command: WireCommand, retry: Bool) async throws -> Response {
+        let response = try await self.raw(command, retry: retry)
+        switch try Reply(wire: response) {
+        case .success(let result): return result
+        case .failure(let error): throw error
+        }
+    }
+
+    func raw(_ command: WireCommand, retry: Bool) async throws -> WireResponse {
+        let request = try WireRequestBody(command: command).wire()
+        while true {
+            do {
+                let response = try await self.connection.send(request)
+                if case .error(let error)? = response.result { throw LeaseholdError(wire: error) }
+                return response
+            } catch is ConnectionLost {
+                if retry { continue }
+                throw LeaseholdError(
+                    code: .unavailable,
+                    message: "the connection was lost before the reply to \(command.name); it may or may not have been applied"
+                )
+            }
+        }
+    }
+}
+
+/// `status`: the volume's figures and the server's uptime.
+public struct ServerStatus: Sendable, Hashable {
+    public var volume: VolumeStatus
+    public var uptime: Duration
+}
+
+/// A session as `sessions` lists it, with whether a connection has it attached now.
+public struct SessionListing: Sendable, Hashable {
+    public var info: SessionInfo
+    public var connected: Bool
+}

@@ -1,0 +1,172 @@
+import ArgumentParser
+import Foundation
+import LeaseholdCertificates
+import LeaseholdCore
+import LeaseholdServer
+import Logging
+import ServiceLifecycle
+
+@main
+struct Leaseholdd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leaseholdd",
+        abstract: "The Leasehold lease coordination daemon.",
+        discussion: """
+            With no flags it serves ./leasehold-data on 127.0.0.1:7420, creating a 1 TiB volume \
+            of 4 KiB blocks and development certificates on first start. Every option can also \
+            come from a LEASEHOLD_* environment variable (LEASEHOLD_DATA_DIR, LEASEHOLD_LISTEN, \
+            ...) or a config file (--config); flags win over the environment, which wins over \
+            the file. See docs/configuration.md.
+            """,
+        subcommands: [Serve.self, Certs.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the server (the default).")
+
+    @Option(help: "A config file of 'key = value' lines (LEASEHOLD_CONFIG).") var config: String?
+    @Option(help: "Data directory: database, auto-TLS certificates, snapshots (default ./leasehold-data).") var dataDir: String?
+    @Option(help: "Address to listen on, host:port (default 127.0.0.1:7420).") var listen: String?
+    @Option(help: "Block size in bytes, first start only (default 4096).") var blockSize: UInt64?
+    @Option(help: "Blocks in the volume, first start only (default 268435456).") var blockCount: UInt64?
+    @Option(help: "Shortest session TTL (default 1s).") var minTtl: String?
+    @Option(help: "Session TTL when a client asks for none (default 10s).") var defaultTtl: String?
+    @Option(help: "Longest session TTL (default 300s).") var maxTtl: String?
+    @Option(help: "Longest own expiry of a short-term pin (default 30s).") var maxShortTermPin: String?
+    @Option(help: "Time a holder has to answer a recall (default 10s).") var recallTimeout: String?
+    @Option(help: "Time busy blocks stay busy after their last holder is gone (default 5s; 0 allowed).") var releaseDelay: String?
+    @Option(help: "Cap of every wait (default 60s).") var maxWait: String?
+    @Option(help: "An identity with the admin role; repeatable (default: admin).") var admin: [String] = []
+    @Option(help: "An identity with the storage-target role; repeatable.") var target: [String] = []
+    @Option(help: "Server certificate (PEM); with --key and --client-ca, replaces auto-TLS.") var cert: String?
+    @Option(help: "Server private key (PEM).") var key: String?
+    @Option(help: "CA that signs client certificates (PEM).") var clientCa: String?
+    @Option(help: "Largest frame in bytes (default 4194304).") var maxFrameBytes: Int?
+    @Option(help: "Unanswered requests allowed per connection (default 1024).") var maxInFlight: Int?
+    @Option(help: "Event loop threads (default: the number of cores).") var eventLoopThreads: Int?
+    @Option(help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let file = try (self.config ?? environment["LEASEHOLD_CONFIG"]).map(ConfigFile.init(path:)) ?? ConfigFile()
+        /// Flag, then LEASEHOLD_<KEY>, then the config file.
+        func value(_ flag: String?, _ key: String) -> String? {
+            flag ?? environment["LEASEHOLD_" + key.uppercased().replacingOccurrences(of: "-", with: "_")] ?? file.values[key]
+        }
+        func list(_ flag: [String], _ key: String) -> [String]? {
+            if !flag.isEmpty { return flag }
+            return value(nil, key).map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+        }
+        func duration(_ flag: String?, _ key: String) throws -> Duration? {
+            guard let text = value(flag, key) else { return nil }
+            guard let parsed = DurationText.parse(text) else { throw ValidationError("\(key): '\(text)' is not a duration (e.g. 250ms, 10s, 5m)") }
+            return parsed
+        }
+        func number<T: LosslessStringConvertible>(_ flag: T?, _ key: String) throws -> T? {
+            if let flag { return flag }
+            guard let text = value(nil, key) else { return nil }
+            guard let parsed = T(text) else { throw ValidationError("\(key): '\(text)' is not a number") }
+            return parsed
+        }
+
+        let levelText = value(self.logLevel, "log-level") ?? "info"
+        guard let level = Logger.Level(rawValue: levelText) else { throw ValidationError("log-level: unknown level '\(levelText)'") }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "leaseholdd")
+
+        var configuration = ServerConfiguration()
+        if let dataDir = value(self.dataDir, "data-dir") { configuration.dataDirectory = dataDir }
+        if let listen = value(self.listen, "listen") {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65_535).contains(port) else {
+                throw ValidationError("listen: '\(listen)' is not host:port")
+            }
+            configuration.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            configuration.port = port
+        }
+        var coordinator = CoordinatorConfiguration()
+        let blockSize = try number(self.blockSize, "block-size") ?? VolumeGeometry.default.blockSize
+        let blockCount = try number(self.blockCount, "block-count") ?? VolumeGeometry.default.blockCount
+        do {
+            coordinator.geometry = try VolumeGeometry(blockSize: blockSize, blockCount: blockCount)
+        } catch {
+            throw ValidationError("volume geometry: \(error)")
+        }
+        if let ttl = try duration(self.minTtl, "min-ttl") { coordinator.minimumTTL = ttl }
+        if let ttl = try duration(self.defaultTtl, "default-ttl") { coordinator.defaultTTL = ttl }
+        if let ttl = try duration(self.maxTtl, "max-ttl") { coordinator.maximumTTL = ttl }
+        guard coordinator.minimumTTL > .zero, coordinator.minimumTTL <= coordinator.defaultTTL, coordinator.defaultTTL <= coordinator.maximumTTL else {
+            throw ValidationError("TTLs must satisfy 0 < min-ttl <= default-ttl <= max-ttl")
+        }
+        if let limit = try duration(self.maxShortTermPin, "max-short-term-pin") { coordinator.maxShortTermPin = limit }
+        if let timeout = try duration(self.recallTimeout, "recall-timeout") { coordinator.recallTimeout = timeout }
+        if let delay = try duration(self.releaseDelay, "release-delay") { coordinator.releaseDelay = delay }
+        if let wait = try duration(self.maxWait, "max-wait") { coordinator.maxWait = wait }
+        configuration.coordinator = coordinator
+        if let admins = list(self.admin, "admin") { configuration.admins = Set(admins) }
+        if let targets = list(self.target, "target") { configuration.targets = Set(targets) }
+        let cert = value(self.cert, "cert")
+        let key = value(self.key, "key")
+        let clientCA = value(self.clientCa, "client-ca")
+        switch (cert, key, clientCA) {
+        case (nil, nil, nil):
+            break
+        case (let cert?, let key?, let clientCA?):
+            configuration.tls = ServerConfiguration.TLSPaths(certificate: cert, key: key, clientCA: clientCA)
+        default:
+            throw ValidationError("cert, key and client-ca go together: give all three, or none for auto-TLS")
+        }
+        if let bytes = try number(self.maxFrameBytes, "max-frame-bytes") {
+            guard bytes >= 64 * 1_024 else { throw ValidationError("max-frame-bytes must be at least 65536") }
+            configuration.maxFrameBytes = bytes
+        }
+        if let inFlight = try number(self.maxInFlight, "max-in-flight") { configuration.maxInFlightPerConnection = Swift.max(1, inFlight) }
+        if let threads = try number(self.eventLoopThreads, "event-loop-threads") { configuration.eventLoopThreads = Swift.max(1, threads) }
+
+        let server = try await LeaseholdServer.start(configuration: configuration, logger: logger)
+        let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}
+
+struct Certs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Development certificates in a data directory (auto-TLS).",
+        subcommands: [Init.self, Issue.self]
+    )
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create the development CA, server and admin certificates if missing.")
+        @Option(help: "Data directory (default ./leasehold-data).") var dataDir: String = "./leasehold-data"
+
+        func run() throws {
+            let files = TLSFiles(dataDirectory: self.dataDir)
+            if try files.ensureDevelopmentCertificates() {
+                print("created \(files.directory): ca.pem, server.pem, clients/admin.pem")
+            } else {
+                print("\(files.caCertificate) exists; nothing created")
+            }
+        }
+    }
+
+    struct Issue: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a client certificate whose common name is NAME, signed by the data directory's CA.",
+            discussion: "Roles are not in the certificate: list NAME with --admin or --target when starting the server."
+        )
+        @Argument(help: "The client's identity.") var name: String
+        @Option(help: "Data directory (default ./leasehold-data).") var dataDir: String = "./leasehold-data"
+        @Option(help: "Validity (default 365 days), e.g. 30d is written 720h.") var validity: String = "8760h"
+
+        func run() throws {
+            guard let validity = DurationText.parse(self.validity) else { throw ValidationError("validity: '\(self.validity)' is not a duration") }
+            let paths = try TLSFiles(dataDirectory: self.dataDir).issueClient(self.name, validity: validity)
+            print("certificate: \(paths.certificate)\nkey:         \(paths.key)")
+        }
+    }
+}
