@@ -36,6 +36,8 @@ public struct CoordinatorConfiguration: Hashable, Sendable {
 public struct Quotas: Hashable, Sendable {
     public var sessionsPerIdentity: Int? = 100_000
     public var pinsPerIdentity: Int? = 10_000_000
+    /// Live pins of one session.
+    public var pinsPerSession: Int? = 1_000_000
     public var pinnedBlocksPerIdentity: UInt64?
     /// Busy (or quarantined) blocks held by the identity's live pins.
     public var busyBlocksPerIdentity: UInt64?

@@ -169,4 +169,23 @@ struct SessionTests {
         #expect(busy?.details.limit == "busyBlocksPerIdentity")
         #expect(h.violations.isEmpty, "\(h.violations)")
     }
+
+    @Test("quota: pins per session counts live pins only")
+    func pinsPerSession() throws {
+        var configuration = Harness.configuration()
+        configuration.quotas.pinsPerSession = 2
+        var h = Harness(configuration: configuration)
+        let a = h.openSession("alice")
+        let b = h.openSession("alice")
+        let inode = h.file(in: a, blocks: 8)
+        let first = try h.pin(in: a, inode, [h.blocks(0, 1)])
+        try h.pin(in: a, inode, [h.blocks(1, 1)])
+        let third = #expect(throws: LeaseholdError.self) { try h.pin(in: a, inode, [h.blocks(2, 1)]) }
+        #expect(third?.code == .resourceExhausted)
+        #expect(third?.details.limit == "pinsPerSession")
+        try h.pin(in: b, inode, [h.blocks(2, 1)])
+        try h.unpin(in: a, first.pin)
+        try h.pin(in: a, inode, [h.blocks(3, 1)])
+        #expect(h.violations.isEmpty, "\(h.violations)")
+    }
 }

@@ -9,7 +9,7 @@ extension Coordinator {
     mutating func pin(_ request: PinRequest, caller: Caller, session: SessionID, tag: SlotTag) -> Decision {
         let key = SlotKey(session: session, slot: tag.slot)
         do throws(LeaseholdError) {
-            let blocks = try self.validatePin(request, caller: caller)
+            let blocks = try self.validatePin(request, caller: caller, session: session)
             let breaking = self.breaks(on: request.inode, overlapping: blocks)
             if !breaking.isEmpty {
                 let inode = request.inode
@@ -44,7 +44,7 @@ extension Coordinator {
 
     /// Checks everything about a pin request that does not depend on breaks or holes.
     /// - Returns: the outward block ranges, coalesced.
-    func validatePin(_ request: PinRequest, caller: Caller) throws(LeaseholdError) -> [BlockRange] {
+    func validatePin(_ request: PinRequest, caller: Caller, session: SessionID) throws(LeaseholdError) -> [BlockRange] {
         try self.checkRegularInode(request.inode)
         switch (self.pinSetting, request.kind) {
         case (.deny, _):
@@ -67,6 +67,9 @@ extension Coordinator {
         let used = self.usage[caller.identity, default: IdentityUsage()]
         if let limit = quotas.pinsPerIdentity, used.pins >= limit {
             throw .resourceExhausted(limit: "pinsPerIdentity", message: "'\(caller.identity)' holds \(used.pins) pins, its quota")
+        }
+        if let limit = quotas.pinsPerSession, let held = self.sessions.withValue(forKey: session, { $0.pinCount }), held >= limit {
+            throw .resourceExhausted(limit: "pinsPerSession", message: "session \(session) holds \(held) pins, the quota of one session")
         }
         if let limit = quotas.pinnedBlocksPerIdentity {
             let wanted = request.allocate
@@ -113,6 +116,7 @@ extension Coordinator {
         self.pins[id] = pin
         self.dirty.pins.insert(id)
         self.sessionPins[Pair(session, id)] = true
+        self.sessions.modifyValue(forKey: session) { $0.pinCount += 1 }
         self.indexPin(id, inode: request.inode, extents: extents)
         let identity = self.sessions.withValue(forKey: session) { $0.identity }!
         self.changeUsage(of: identity) {
@@ -149,6 +153,7 @@ extension Coordinator {
         guard let pin = self.pins.removeValue(forKey: id) else { return }
         self.dirty.pins.insert(id)
         self.sessionPins.removeValue(forKey: Pair(pin.session, id))
+        self.sessions.modifyValue(forKey: pin.session) { $0.pinCount -= 1 }
         self.timers.cancel(.pin(id))
         if let identity = self.sessions.withValue(forKey: pin.session, { $0.identity }) {
             self.changeUsage(of: identity) {

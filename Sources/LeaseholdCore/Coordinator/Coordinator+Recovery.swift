@@ -118,6 +118,7 @@ extension Coordinator {
             let pin = Pin(record: state.pins[id]!)
             self.pins[id] = pin
             self.sessionPins[Pair(pin.session, id)] = true
+            self.sessions.modifyValue(forKey: pin.session) { $0.pinCount += 1 }
             for extent in pin.extents where extent.count > 0 {
                 indexEntries.append((PinIndexKey(inode: pin.inode, fileBlock: extent.fileBlock, pin: id), PinIndexEntry(physicalBlock: extent.physicalBlock, count: extent.count)))
                 self.longestPinExtent = Swift.max(self.longestPinExtent, extent.count)

@@ -31,6 +31,8 @@ public struct Session: Sendable, Equatable {
     public var warned: Bool
     /// Pushes not yet acknowledged, oldest first (bounded).
     public var outbox: Deque<Push>
+    /// Live pins of the session (the `pinsPerSession` quota).
+    public var pinCount = 0
 
     /// Slot `index` (it must be below `slotCount`).
     public func slot(_ index: Int) -> Slot {
