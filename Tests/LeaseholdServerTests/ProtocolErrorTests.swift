@@ -1,0 +1,121 @@
+import Foundation
+import LeaseholdClient
+import LeaseholdCore
+import LeaseholdWire
+import Testing
+
+/// Malformed input closes only the connection that sent it, with a message naming the
+/// problem, while another client goes on working.
+@Suite("Protocol errors", .timeLimit(.minutes(1)))
+struct ProtocolErrorTests {
+    /// Runs `probe` on a raw connection while a library client holds a session, then
+    /// checks the client still works.
+    func probe(_ body: (RawConnection) async throws -> Void) async throws {
+        let cluster = try await TestCluster.start()
+        let bystander = try await cluster.client("bystander")
+        let session = try await bystander.openSession(ttl: .seconds(5))
+        let inode = try await session.createInode()
+        let raw = try await RawConnection(cluster: cluster)
+        try await body(raw)
+        await raw.close()
+        _ = try await session.allocate(inode, ByteRange(offset: 0, length: 4_096))
+        #expect(try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 4_096)], kind: .longTerm).extents.count == 1)
+        bystander.close()
+        try await cluster.stop()
+    }
+
+    @Test("an oversize frame is refused from its length prefix with a protocolError Closing")
+    func oversize() async throws {
+        try await self.probe { raw in
+            try await raw.hello()
+            try await raw.write([0x7F, 0xFF, 0xFF, 0xFF, 1, 2, 3])
+            let (envelopes, closed) = try await raw.readUntilClosed()
+            #expect(closed)
+            #expect(envelopes.response(to: 1)?.helloOk.protocolMajor == 1)
+            let closing = try #require(envelopes.closing)
+            #expect(closing.reason == .protocolError)
+            #expect(closing.message.contains("above the limit"))
+        }
+    }
+
+    @Test("garbage bytes in a frame are a protocolError Closing")
+    func garbage() async throws {
+        try await self.probe { raw in
+            try await raw.hello()
+            try await raw.write([0, 0, 0, 4, 0xFF, 0xFF, 0xFF, 0xFF])
+            let (envelopes, closed) = try await raw.readUntilClosed()
+            #expect(closed)
+            let closing = try #require(envelopes.closing)
+            #expect(closing.reason == .protocolError)
+            #expect(closing.message.contains("not a protobuf Envelope"))
+        }
+    }
+
+    @Test("a truncated frame followed by a close harms nobody else")
+    func truncated() async throws {
+        try await self.probe { raw in
+            try await raw.hello()
+            try await raw.write([0, 0, 0, 100, 1, 2, 3])
+            try await raw.channel.close()
+        }
+    }
+
+    @Test("a request without a command this server knows is answered with protocolError, then closed")
+    func unknownMessage() async throws {
+        try await self.probe { raw in
+            try await raw.hello()
+            var request = WireRequest()
+            request.session = 1
+            // Field 1000 (unknown to this version) carrying an empty message.
+            request.unknownFields = try WireRequest(serializedBytes: [0xC2, 0x3E, 0x00]).unknownFields
+            try await raw.send(EnvelopeCodec.request(id: 7, request))
+            let (envelopes, closed) = try await raw.readUntilClosed()
+            #expect(closed)
+            let response = try #require(envelopes.response(to: 7))
+            #expect(response.error.code == .protocolError)
+            #expect(response.error.message.contains("no command"))
+        }
+    }
+
+    @Test("a wrong protocol version is refused with a clear message")
+    func wrongVersion() async throws {
+        try await self.probe { raw in
+            try await raw.hello(major: 2)
+            let (envelopes, closed) = try await raw.readUntilClosed()
+            #expect(closed)
+            let response = try #require(envelopes.response(to: 1))
+            #expect(response.error.code == .protocolError)
+            #expect(response.error.message.contains("protocol version 2.0 is not supported"))
+        }
+    }
+
+    @Test("a first request that is not Hello is refused")
+    func noHello() async throws {
+        try await self.probe { raw in
+            var request = WireRequest()
+            request.status = .init()
+            try await raw.send(EnvelopeCodec.request(id: 3, request))
+            let (envelopes, closed) = try await raw.readUntilClosed()
+            #expect(closed)
+            #expect(envelopes.closing?.message.contains("must be Hello") == true)
+        }
+    }
+
+    @Test("bad values get a typed error and the connection stays usable")
+    func badValues() async throws {
+        try await self.probe { raw in
+            try await raw.hello()
+            var request = WireRequest()
+            request.forceRelease.range.start = 9
+            request.forceRelease.range.end = 3
+            try await raw.send(EnvelopeCodec.request(id: 2, request))
+            let bad = try #require(try await raw.response(to: 2))
+            #expect(bad.error.code == .invalidArgument)
+            var status = WireRequest()
+            status.status = .init()
+            try await raw.send(EnvelopeCodec.request(id: 3, status))
+            let good = try #require(try await raw.response(to: 3))
+            #expect(good.volumeStatus.blockCount == 1 << 16)
+        }
+    }
+}
