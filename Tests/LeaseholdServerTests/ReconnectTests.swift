@@ -1,0 +1,141 @@
+import Foundation
+@testable import LeaseholdClient
+import LeaseholdCore
+import Testing
+
+/// Connections come and go; sessions, pins and pushes stay.
+@Suite("Reconnect and resume", .timeLimit(.minutes(1)))
+struct ReconnectTests {
+    @Test("a dropped connection reconnects and resumes the session with its pins intact")
+    func resume() async throws {
+        let cluster = try await TestCluster.start()
+        let client = try await cluster.client("gpu-0")
+        let admin = try await cluster.client()
+        let session = try await client.openSession(ttl: .seconds(3))
+        let events = EventLog(session)
+        let inode = try await session.createInode()
+        let grant = try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 2 * 4_096)], kind: .longTerm, allocate: true)
+        client.connection.cut()
+        _ = try await events.first("resumed") { event -> Bool? in
+            if case .resumed = event { return true }
+            return nil
+        }
+        let pins = try await admin.pins()
+        #expect(pins.map(\.pin) == [grant.pin])
+        #expect(try await admin.sessions().first { $0.info.session == session.id }?.connected == true)
+        try await session.unpin(grant.pin)
+        #expect(try await admin.pins().isEmpty)
+        client.close()
+        admin.close()
+        try await cluster.stop()
+    }
+
+    @Test("a pin whose reply is lost is retried with the same slot and sequence: one pin, the stored reply")
+    func lostReply() async throws {
+        let cluster = try await TestCluster.start()
+        let client = try await cluster.client("gpu-0")
+        let admin = try await cluster.client()
+        let session = try await client.openSession(ttl: .seconds(3))
+        let inode = try await session.createInode()
+        _ = try await session.allocate(inode, ByteRange(offset: 0, length: 4 * 4_096))
+        let generation = client.connection.state.withLock { state in
+            state.dropNextResponse = true
+            return state.generation
+        }
+        let grant = try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 4_096)], kind: .longTerm)
+        // The reply was dropped and the connection cut: the grant came from a retry.
+        #expect(client.connection.state.withLock { $0.generation } > generation)
+        let pins = try await admin.pins()
+        #expect(pins.count == 1)
+        #expect(pins.first?.pin == grant.pin)
+        #expect(pins.first?.token == grant.token)
+        client.close()
+        admin.close()
+        try await cluster.stop()
+    }
+
+    @Test("pushes made while a client is disconnected are replayed on resume, in order")
+    func replay() async throws {
+        let cluster = try await TestCluster.start { $0.coordinator.recallTimeout = .seconds(5) }
+        let client = try await cluster.client("gpu-0")
+        let other = try await cluster.client("truncater")
+        let session = try await client.openSession(ttl: .seconds(3))
+        let events = EventLog(session)
+        let breaker = try await other.openSession(ttl: .seconds(3))
+        var inodes: [InodeID] = []
+        var pins: [PinID] = []
+        for _ in 0..<3 {
+            let inode = try await session.createInode()
+            pins.append(try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 4_096)], kind: .longTerm, allocate: true).pin)
+            inodes.append(inode)
+        }
+        client.connection.state.withLock { $0.holdReconnects = true }
+        client.connection.cut()
+        try await eventually("the client notices the lost connection") {
+            if case .connecting = client.connection.state.withLock({ $0.phase }) { return true }
+            return false
+        }
+        for inode in inodes { _ = try await breaker.truncate(inode, size: 0) }
+        #expect(events.all.allSatisfy { if case .pinRecall = $0 { false } else { true } })
+        client.connection.state.withLock { $0.holdReconnects = false }
+        _ = try await events.first("resumed") { event -> Bool? in
+            if case .resumed = event { return true }
+            return nil
+        }
+        let recalled = events.all.compactMap { event -> PinID? in
+            if case .pinRecall(let recall) = event { return recall.notice.pin }
+            return nil
+        }
+        #expect(recalled == pins)
+        client.close()
+        other.close()
+        try await cluster.stop()
+    }
+
+    @Test("a client cut off past its local deadline is told to stop DMA, and renewed when it comes back in time")
+    func jeopardy() async throws {
+        let cluster = try await TestCluster.start()
+        let client = try await cluster.client("gpu-0") { $0.jeopardyMargin = .milliseconds(300) }
+        let session = try await client.openSession(ttl: .milliseconds(900))
+        let events = EventLog(session)
+        client.connection.state.withLock { $0.holdReconnects = true }
+        client.connection.cut()
+        _ = try await events.first("jeopardy") { event -> Bool? in
+            if case .jeopardy = event { return true }
+            return nil
+        }
+        #expect(session.leaseState == .jeopardy)
+        client.connection.state.withLock { $0.holdReconnects = false }
+        _ = try await events.first("renewed") { event -> Bool? in
+            if case .renewed = event { return true }
+            return nil
+        }
+        #expect(session.leaseState == .active)
+        client.close()
+        try await cluster.stop()
+    }
+
+    @Test("a client cut off past its TTL finds its session expired and fenced when it comes back")
+    func expired() async throws {
+        let cluster = try await TestCluster.start()
+        let client = try await cluster.client("gpu-0")
+        let session = try await client.openSession(ttl: .milliseconds(300))
+        let events = EventLog(session)
+        client.connection.state.withLock { $0.holdReconnects = true }
+        client.connection.cut()
+        let admin = try await cluster.client()
+        try await eventually("the server expires the session") {
+            try await admin.sessions().isEmpty
+        }
+        client.connection.state.withLock { $0.holdReconnects = false }
+        let ended = try await events.first("ended") { event -> LeaseholdError?? in
+            if case .ended(let error) = event { return .some(error) }
+            return nil
+        }
+        #expect(ended?.code == .sessionExpired)
+        #expect(events.all.contains { if case .jeopardy = $0 { true } else { false } })
+        client.close()
+        admin.close()
+        try await cluster.stop()
+    }
+}
