@@ -1,0 +1,63 @@
+import Foundation
+import LeaseholdClient
+import LeaseholdCore
+import LeaseholdWire
+import Testing
+
+/// A graceful shutdown answers every request it accepted: committed ones with their
+/// result, waiting ones with `unavailable`; then it closes the connections.
+@Suite("Graceful shutdown", .timeLimit(.minutes(1)))
+struct ShutdownTests {
+    func request(_ session: SessionID?, _ tag: SlotTag?, _ command: WireCommand) throws -> WireRequest {
+        try WireRequestBody(session: session, tag: tag, command: command).wire()
+    }
+
+    @Test("in-flight requests are answered, a waiting truncate gets unavailable, and the connection is closed")
+    func drains() async throws {
+        let cluster = try await TestCluster.start()
+        let holder = try await cluster.client("gpu-0")
+        let admin = try await cluster.client()
+        let session = try await holder.openSession(ttl: .seconds(5))
+        let inode = try await session.createInode()
+        _ = try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 4_096)], kind: .shortTerm(ttl: .seconds(20)), allocate: true)
+
+        let raw = try await RawConnection(cluster: cluster)
+        try await raw.hello()
+        try await raw.send(EnvelopeCodec.request(id: 2, try self.request(nil, nil, .openSession(name: "raw", ttl: .seconds(5), slots: 8))))
+        let opened = try #require(try await raw.response(to: 2))
+        let rawSession = SessionID(rawValue: opened.sessionOpened.session)
+        // A truncate that waits for the short-term pin.
+        try await raw.send(
+            EnvelopeCodec.request(
+                id: 3,
+                try self.request(rawSession, SlotTag(slot: 0, sequence: 1), .core(.truncate(inode, size: 0, policy: .wait(timeout: .seconds(30)), expectedGeneration: nil)))
+            )
+        )
+        try await eventually("the truncate is waiting") { try await admin.status().volume.pendingBreaks == 1 }
+        // A burst of pipelined requests, then the shutdown right behind them.
+        for index in 0..<20 {
+            try await raw.send(
+                EnvelopeCodec.request(id: 10 + UInt64(index), try self.request(rawSession, SlotTag(slot: 1 + UInt32(index % 7), sequence: 1 + UInt64(index / 7)), .core(.createInode)))
+            )
+        }
+        try await eventually("the burst is answered or in flight") { try raw.envelopes.count >= 2 }
+        cluster.server.shutdown()
+        let (envelopes, closed) = try await raw.readUntilClosed()
+        #expect(closed)
+        let waiting = try #require(envelopes.response(to: 3))
+        #expect(waiting.error.code == .unavailable)
+        for index in 0..<20 {
+            let response = try #require(envelopes.response(to: 10 + UInt64(index)), "request \(10 + index) was not answered")
+            switch response.result {
+            case .inodeCreated?: break
+            case .error(let error)?: #expect(error.code == .unavailable)
+            default: Issue.record("unexpected response \(response)")
+            }
+        }
+        #expect(envelopes.closing?.reason == .shuttingDown)
+        holder.close()
+        admin.close()
+        try await cluster.running.value
+        await raw.close()
+    }
+}
