@@ -24,8 +24,8 @@ struct RecallTests {
         }
     }
 
-    func setUp() async throws -> Pair {
-        let cluster = try await TestCluster.start()
+    func setUp(recallTimeout: Duration = .milliseconds(400)) async throws -> Pair {
+        let cluster = try await TestCluster.start { $0.coordinator.recallTimeout = recallTimeout }
         let holder = try await cluster.client("nic-1")
         let breaker = try await cluster.client("truncater")
         let held = try await holder.openSession(name: "holder", ttl: .seconds(5))
@@ -62,16 +62,16 @@ struct RecallTests {
 
     @Test("a recall prolonged once outlives its first deadline; a second prolong is refused")
     func prolonged() async throws {
-        let pair = try await self.setUp()
+        let pair = try await self.setUp(recallTimeout: .seconds(1))
         let started = ContinuousClock.now
         async let truncated = pair.breaking.truncate(pair.inode, size: 0)
         let recall = try await self.recall(pair.events)
         let remaining = try await recall.prolong()
-        #expect(remaining > .milliseconds(400))
+        #expect(remaining > .seconds(1))
         let again = await #expect(throws: LeaseholdError.self) { try await recall.prolong() }
         #expect(again?.code == .invalidArgument)
-        // Past the first deadline (400 ms), within the prolonged one.
-        try await Task.sleep(until: started + .milliseconds(550), clock: .continuous)
+        // Past the first deadline (1 s), well within the prolonged one (2 s).
+        try await Task.sleep(until: started + .milliseconds(1_200), clock: .continuous)
         try await recall.returnLayout()
         let change = try await truncated
         #expect(change.returnedLayouts == [pair.layout.stateID.id])

@@ -95,8 +95,8 @@ struct ReconnectTests {
     @Test("a client cut off past its local deadline is told to stop DMA, and renewed when it comes back in time")
     func jeopardy() async throws {
         let cluster = try await TestCluster.start()
-        let client = try await cluster.client("gpu-0") { $0.jeopardyMargin = .milliseconds(300) }
-        let session = try await client.openSession(ttl: .milliseconds(900))
+        let client = try await cluster.client("gpu-0") { $0.jeopardyMargin = .seconds(1) }
+        let session = try await client.openSession(ttl: .seconds(2))
         let events = EventLog(session)
         client.connection.state.withLock { $0.holdReconnects = true }
         client.connection.cut()
