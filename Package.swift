@@ -129,6 +129,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A tour of the client library (README): needs only the LeaseholdClient library.
+        .executableTarget(
+            name: "leasehold-example",
+            dependencies: ["LeaseholdClient"],
+            path: "Examples/PinAndRecall"
+        ),
         // Certificates for mutual TLS: a small CA, server and client leaves, and the
         // development set auto-TLS writes into a data directory.
         .target(

@@ -18,22 +18,26 @@ extension LeaseholdClient {
         return extents
     }
 
+    /// Live pins, by id, a page at a time.
     public func pins(_ page: Page = Page()) async throws -> [PinInfo] {
         guard case .pins(let pins) = try await self.call(.core(.listPins(page)), retry: true) else { throw LeaseholdSession.unexpected("listPins") }
         return pins
     }
 
+    /// Layouts with their granted ranges and recall state, by id.
     public func layouts(_ page: Page = Page()) async throws -> [LayoutInfo] {
         guard case .layouts(let layouts) = try await self.call(.core(.listLayouts(page)), retry: true) else { throw LeaseholdSession.unexpected("listLayouts") }
         return layouts
     }
 
+    /// Live sessions, by id, with whether a connection has each attached.
     public func sessions(_ page: Page = Page()) async throws -> [SessionListing] {
         let response = try await self.raw(.core(.listSessions(page)), retry: true)
         guard case .sessions(let sessions) = try Reply(wire: response).response else { throw LeaseholdSession.unexpected("listSessions") }
         return zip(sessions, response.sessionList.sessions).map { SessionListing(info: $0, connected: $1.connected) }
     }
 
+    /// Inodes (files and quarantine inodes), by id.
     public func inodes(_ page: Page = Page()) async throws -> [InodeInfo] {
         guard case .inodes(let inodes) = try await self.call(.core(.listInodes(page)), retry: true) else { throw LeaseholdSession.unexpected("listInodes") }
         return inodes
@@ -45,6 +49,7 @@ extension LeaseholdClient {
         return detail
     }
 
+    /// Registered storage targets with their acknowledged fence revision and lag.
     public func targets() async throws -> [TargetInfo] {
         guard case .targets(let targets) = try await self.call(.core(.listTargets), retry: true) else { throw LeaseholdSession.unexpected("listTargets") }
         return targets

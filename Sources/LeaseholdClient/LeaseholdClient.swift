@@ -109,12 +109,16 @@ public final class LeaseholdClient: Sendable {
 
 /// `status`: the volume's figures and the server's uptime.
 public struct ServerStatus: Sendable, Hashable {
+    /// Free, mapped, busy and quarantined blocks, counts of everything, revisions.
     public var volume: VolumeStatus
+    /// Time since the server started.
     public var uptime: Duration
 }
 
 /// A session as `sessions` lists it, with whether a connection has it attached now.
 public struct SessionListing: Sendable, Hashable {
     public var info: SessionInfo
+    /// Whether a connection has the session attached (a disconnected session still
+    /// holds its pins until it expires).
     public var connected: Bool
 }
