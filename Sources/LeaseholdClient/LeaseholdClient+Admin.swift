@@ -129,7 +129,6 @@ extension LeaseholdClient {
 
     /// Every event after `revision`, then new ones as they happen, across reconnects.
     public func watchEvents(after revision: EventRevision = 0) -> AsyncThrowingStream<Event, any Error> {
-        let watch = EventWatch(after: revision, client: self)
-        return watch.start()
+        FeedSubscription.events(after: revision, connection: self.connection).start()
     }
 }

@@ -11,25 +11,44 @@ import Synchronization
 // sees every entry once, in order. Pushes that arrive while a (re)subscription's reply
 // is being read are held back and delivered after it.
 
-/// Subscription bookkeeping shared by both feeds.
-struct FeedState<Item: Sendable> {
-    var last: UInt64
-    var subscribing = false
-    var heldBack: [Item] = []
-    var continuation: AsyncThrowingStream<Item, any Error>.Continuation?
-}
-
-final class FenceSubscription: ConnectionListener, Sendable {
-    let connection: ClientConnection
-    let state: Mutex<FeedState<Fence>>
-
-    init(after revision: FenceRevision, connection: ClientConnection) {
-        self.connection = connection
-        self.state = Mutex(FeedState(last: revision.rawValue))
+/// One feed: a subscription request that returns the entries after a revision and
+/// makes the server push later ones, kept up across reconnects.
+final class FeedSubscription<Item: Sendable>: ConnectionListener, Sendable {
+    struct State {
+        var last: UInt64
+        var subscribing = false
+        var heldBack: [Item] = []
+        var continuation: AsyncThrowingStream<Item, any Error>.Continuation?
     }
 
-    func start() -> AsyncThrowingStream<Fence, any Error> {
-        let (stream, continuation) = AsyncThrowingStream<Fence, any Error>.makeStream()
+    let connection: ClientConnection
+    let state: Mutex<State>
+    /// The subscription request for entries after a revision.
+    let request: @Sendable (UInt64) -> WireCommand
+    /// The entries a subscription reply carries (throws the server's error).
+    let entries: @Sendable (WireResponse) throws -> [Item]
+    /// The entry a push carries, if it is one of this feed's.
+    let pushed: @Sendable (WirePush) -> Item?
+    let revision: @Sendable (Item) -> UInt64
+
+    init(
+        after start: UInt64,
+        connection: ClientConnection,
+        request: @escaping @Sendable (UInt64) -> WireCommand,
+        entries: @escaping @Sendable (WireResponse) throws -> [Item],
+        pushed: @escaping @Sendable (WirePush) -> Item?,
+        revision: @escaping @Sendable (Item) -> UInt64
+    ) {
+        self.connection = connection
+        self.state = Mutex(State(last: start))
+        self.request = request
+        self.entries = entries
+        self.pushed = pushed
+        self.revision = revision
+    }
+
+    func start() -> AsyncThrowingStream<Item, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<Item, any Error>.makeStream()
         self.state.withLock { $0.continuation = continuation }
         continuation.onTermination = { [weak self] _ in
             guard let self else { return }
@@ -46,11 +65,19 @@ final class FenceSubscription: ConnectionListener, Sendable {
             return state.last
         }
         do {
-            let response = try await self.connection.send(try WireRequestBody(command: .subscribeFences(after: FenceRevision(rawValue: after))).wire(), duringResume: duringResume)
-            if case .error(let error)? = response.result { throw LeaseholdError(wire: error) }
-            var fences: [Fence] = []
-            for fence in response.fenceSubscription.fences { fences.append(try Fence(wire: fence)) }
-            self.finishSubscribing(with: fences)
+            let response = try await self.connection.send(try WireRequestBody(command: self.request(after)).wire(), duringResume: duringResume)
+            let items = try self.entries(response)
+            let (continuation, deliver) = self.state.withLock { state -> (AsyncThrowingStream<Item, any Error>.Continuation?, [Item]) in
+                var deliver: [Item] = []
+                for item in items + state.heldBack.sorted(by: { self.revision($0) < self.revision($1) }) where self.revision(item) > state.last {
+                    state.last = self.revision(item)
+                    deliver.append(item)
+                }
+                state.heldBack = []
+                state.subscribing = false
+                return (state.continuation, deliver)
+            }
+            for item in deliver { continuation?.yield(item) }
         } catch is ConnectionLost {
             // The next reconnect subscribes again.
             self.state.withLock { $0.subscribing = false }
@@ -61,104 +88,62 @@ final class FenceSubscription: ConnectionListener, Sendable {
         }
     }
 
-    func finishSubscribing(with fences: [Fence]) {
-        let (continuation, deliver) = self.state.withLock { state -> (AsyncThrowingStream<Fence, any Error>.Continuation?, [Fence]) in
-            var deliver: [Fence] = []
-            for fence in fences + state.heldBack.sorted(by: { $0.revision < $1.revision }) where fence.revision.rawValue > state.last {
-                state.last = fence.revision.rawValue
-                deliver.append(fence)
-            }
-            state.heldBack = []
-            state.subscribing = false
-            return (state.continuation, deliver)
-        }
-        for fence in deliver { continuation?.yield(fence) }
-    }
-
     func reconnected(_ connection: ClientConnection, epoch: UInt64) async {
         await self.subscribe(duringResume: true)
     }
 
     func received(_ push: WirePush) {
-        guard case .fence(let wire)? = push.body, let fence = try? Fence(wire: wire) else { return }
-        let (continuation, deliver) = self.state.withLock { state -> (AsyncThrowingStream<Fence, any Error>.Continuation?, Bool) in
+        guard let item = self.pushed(push) else { return }
+        let continuation = self.state.withLock { state -> AsyncThrowingStream<Item, any Error>.Continuation? in
             if state.subscribing {
-                state.heldBack.append(fence)
-                return (nil, false)
+                state.heldBack.append(item)
+                return nil
             }
-            guard fence.revision.rawValue > state.last else { return (nil, false) }
-            state.last = fence.revision.rawValue
-            return (state.continuation, true)
+            guard self.revision(item) > state.last else { return nil }
+            state.last = self.revision(item)
+            return state.continuation
         }
-        if deliver { continuation?.yield(fence) }
+        continuation?.yield(item)
     }
 }
 
-final class EventWatch: ConnectionListener, Sendable {
-    let connection: ClientConnection
-    let state: Mutex<FeedState<Event>>
-
-    init(after revision: EventRevision, client: LeaseholdClient) {
-        self.connection = client.connection
-        self.state = Mutex(FeedState(last: revision.rawValue))
+extension FeedSubscription where Item == Fence {
+    /// The fence feed of a storage target.
+    static func fences(after revision: FenceRevision, connection: ClientConnection) -> FeedSubscription<Fence> {
+        FeedSubscription(
+            after: revision.rawValue,
+            connection: connection,
+            request: { .subscribeFences(after: FenceRevision(rawValue: $0)) },
+            entries: { response in
+                if case .error(let error)? = response.result { throw LeaseholdError(wire: error) }
+                return try response.fenceSubscription.fences.map { wire throws(LeaseholdError) in try Fence(wire: wire) }
+            },
+            pushed: { push in
+                guard case .fence(let wire)? = push.body else { return nil }
+                return try? Fence(wire: wire)
+            },
+            revision: { $0.revision.rawValue }
+        )
     }
+}
 
-    func start() -> AsyncThrowingStream<Event, any Error> {
-        let (stream, continuation) = AsyncThrowingStream<Event, any Error>.makeStream()
-        self.state.withLock { $0.continuation = continuation }
-        continuation.onTermination = { [weak self] _ in
-            guard let self else { return }
-            self.connection.unregister(self)
-        }
-        self.connection.register(self)
-        Task { await self.subscribe(duringResume: false) }
-        return stream
-    }
-
-    func subscribe(duringResume: Bool) async {
-        let after = self.state.withLock { state -> UInt64 in
-            state.subscribing = true
-            return state.last
-        }
-        do {
-            let response = try await self.connection.send(try WireRequestBody(command: .watchEvents(after: EventRevision(rawValue: after))).wire(), duringResume: duringResume)
-            guard case .events(let events) = try Reply(wire: response).get() else { throw LeaseholdSession.unexpected("watchEvents") }
-            let (continuation, deliver) = self.state.withLock { state -> (AsyncThrowingStream<Event, any Error>.Continuation?, [Event]) in
-                var deliver: [Event] = []
-                for event in events + state.heldBack.sorted(by: { $0.revision < $1.revision }) where event.revision.rawValue > state.last {
-                    state.last = event.revision.rawValue
-                    deliver.append(event)
-                }
-                state.heldBack = []
-                state.subscribing = false
-                return (state.continuation, deliver)
-            }
-            for event in deliver { continuation?.yield(event) }
-        } catch is ConnectionLost {
-            self.state.withLock { $0.subscribing = false }
-        } catch {
-            let continuation = self.state.withLock { $0.continuation }
-            continuation?.finish(throwing: error)
-            self.connection.unregister(self)
-        }
-    }
-
-    func reconnected(_ connection: ClientConnection, epoch: UInt64) async {
-        await self.subscribe(duringResume: true)
-    }
-
-    func received(_ push: WirePush) {
-        guard case .event(let wire)? = push.body, let event = try? Event(wire: wire) else { return }
-        let (continuation, deliver) = self.state.withLock { state -> (AsyncThrowingStream<Event, any Error>.Continuation?, Bool) in
-            if state.subscribing {
-                state.heldBack.append(event)
-                return (nil, false)
-            }
-            guard event.revision.rawValue > state.last else { return (nil, false) }
-            state.last = event.revision.rawValue
-            return (state.continuation, true)
-        }
-        if deliver { continuation?.yield(event) }
+extension FeedSubscription where Item == Event {
+    /// The admin event stream.
+    static func events(after revision: EventRevision, connection: ClientConnection) -> FeedSubscription<Event> {
+        FeedSubscription(
+            after: revision.rawValue,
+            connection: connection,
+            request: { .watchEvents(after: EventRevision(rawValue: $0)) },
+            entries: { response in
+                guard case .events(let events) = try Reply(wire: response).get() else { throw LeaseholdSession.unexpected("watchEvents") }
+                return events
+            },
+            pushed: { push in
+                guard case .event(let wire)? = push.body else { return nil }
+                return try? Event(wire: wire)
+            },
+            revision: { $0.revision.rawValue }
+        )
     }
 }
 
@@ -180,7 +165,7 @@ extension LeaseholdClient {
     /// Apply each fence (reject I/O of the session with tokens up to `maxToken`), then
     /// ``acknowledgeFence(_:)`` it.
     public func fenceFeed(after revision: FenceRevision = 0) -> AsyncThrowingStream<Fence, any Error> {
-        FenceSubscription(after: revision, connection: self.connection).start()
+        FeedSubscription.fences(after: revision, connection: self.connection).start()
     }
 
     /// This target has applied every fence up to `revision`.
