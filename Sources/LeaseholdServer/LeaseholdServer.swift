@@ -29,6 +29,10 @@ public final class LeaseholdServer: Service, Sendable {
     let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     let limits: ServerLimits
     let connections = Mutex<[ObjectIdentifier: Connection]>([:])
+    /// Every accepted channel until it closes (also those still in the TLS handshake,
+    /// before Hello, or not yet picked up by the accept loop), so that a shutdown can
+    /// close them all.
+    let channels: ChannelRegistry
     let connectionCounter = Atomic<UInt64>(0)
     let snapshotCounter = Atomic<UInt64>(0)
 
@@ -37,8 +41,10 @@ public final class LeaseholdServer: Service, Sendable {
 
     private init(
         configuration: ServerConfiguration, logger: Logger, group: MultiThreadedEventLoopGroup, store: Store, journal: Journal,
-        owner: CoordinatorOwner, serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, limits: ServerLimits
+        owner: CoordinatorOwner, serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, limits: ServerLimits,
+        channels: ChannelRegistry
     ) {
+        self.channels = channels
         self.configuration = configuration
         self.logger = logger
         self.group = group
@@ -89,13 +95,15 @@ public final class LeaseholdServer: Service, Sendable {
             maxInFlightRequests: configuration.maxInFlightPerConnection
         )
         let maxFrame = configuration.maxFrameBytes
+        let channels = ChannelRegistry()
         let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
         do {
             serverChannel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .bind(host: configuration.host, port: configuration.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    channels.add(channel)
+                    return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: maxFrame)))
                         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
@@ -110,7 +118,7 @@ public final class LeaseholdServer: Service, Sendable {
         }
         let server = LeaseholdServer(
             configuration: configuration, logger: logger, group: group, store: store, journal: journal, owner: owner,
-            serverChannel: serverChannel, limits: limits
+            serverChannel: serverChannel, limits: limits, channels: channels
         )
         owner.start()
         logger.notice("listening", metadata: ["server.host": "\(configuration.host)", "server.port": "\(server.localPort)"])
@@ -143,6 +151,17 @@ public final class LeaseholdServer: Service, Sendable {
                 await self.owner.shutDown()
                 let open = self.connections.withLock { Array($0.values) }
                 for connection in open { connection.close(.shuttingDown, "the server is shutting down") }
+                // Channels without a connection (handshake, no Hello yet) close now; a
+                // peer that does not read its last frames gets a few seconds.
+                let established = Set(open.map { ObjectIdentifier($0.channel) })
+                for channel in self.channels.all where !established.contains(ObjectIdentifier(channel)) { channel.close(promise: nil) }
+                group.addTask {
+                    let deadline = ContinuousClock.now + .seconds(5)
+                    while ContinuousClock.now < deadline, !self.channels.isEmpty {
+                        try? await Task.sleep(for: .milliseconds(10))
+                    }
+                    for channel in self.channels.all { channel.close(promise: nil) }
+                }
             }
         } onGracefulShutdown: {
             self.shutdown()
@@ -161,4 +180,19 @@ public final class LeaseholdServer: Service, Sendable {
 
     /// The current epoch (incremented at every start).
     public var epoch: UInt64 { self.owner.epoch }
+}
+
+/// The open child channels of a server.
+final class ChannelRegistry: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    /// Adds a channel until it closes.
+    func add(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        self.channels.withLock { $0[key] = channel }
+        channel.closeFuture.whenComplete { _ in self.channels.withLock { _ = $0.removeValue(forKey: key) } }
+    }
+
+    var all: [any Channel] { self.channels.withLock { Array($0.values) } }
+    var isEmpty: Bool { self.channels.withLock { $0.isEmpty } }
 }

@@ -61,3 +61,17 @@ struct ShutdownTests {
         await raw.close()
     }
 }
+
+@Suite("Graceful shutdown with idle peers", .timeLimit(.minutes(1)))
+struct IdleShutdownTests {
+    @Test("a peer that connected but never said Hello does not hold the shutdown up")
+    func silentPeer() async throws {
+        let cluster = try await TestCluster.start()
+        let raw = try await RawConnection(cluster: cluster)
+        let started = ContinuousClock.now
+        try await cluster.stop()
+        #expect(ContinuousClock.now - started < .seconds(4))
+        try await eventually("the silent peer is closed") { raw.closed }
+        await raw.close()
+    }
+}
