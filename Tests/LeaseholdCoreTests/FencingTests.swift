@@ -144,6 +144,9 @@ struct FencingTests {
         guard case .events(let events) = try h.admin(.readEvents(after: EventRevision(rawValue: 2), limit: 3)) else { return }
         #expect(events.map(\.revision.rawValue) == [3, 4, 5])
         #expect(throws: LeaseholdError.self) { try h.admin(.listPins(Page(after: 0, limit: 0))) }
+        // A page starting past the volume is empty, not a crash.
+        guard case .busyExtents(let beyond) = try h.admin(.listBusyExtents(Page(after: .max, limit: 10))) else { return }
+        #expect(beyond.isEmpty)
         #expect(h.violations.isEmpty, "\(h.violations)")
     }
 

@@ -34,7 +34,7 @@ extension Coordinator {
     /// (a block number) on.
     func busyExtents(page: Page) -> [BusyExtentInfo] {
         var result: [BusyExtentInfo] = []
-        let from = BlockRange(start: page.after, end: self.geometry.blockCount)
+        let from = BlockRange(start: Swift.min(page.after, self.geometry.blockCount), end: self.geometry.blockCount)
         var pending: BusyExtentInfo?
         func flush() {
             if let extent = pending { result.append(extent) }
