@@ -3,7 +3,7 @@
 // Leasehold: a networked lease coordination service for shared block volumes.
 // Module plan (ARCHITECTURE.md): Core <- Store, Wire <- Server, Client <- executables.
 // Only the modules that exist so far are declared; later ones keep these names:
-// leaseholdctl, leasehold-bench.
+// leasehold-bench.
 import PackageDescription
 
 let package = Package(
@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "LeaseholdServer", targets: ["LeaseholdServer"]),
         .library(name: "LeaseholdClient", targets: ["LeaseholdClient"]),
         .executable(name: "leaseholdd", targets: ["leaseholdd"]),
+        .executable(name: "leaseholdctl", targets: ["leaseholdctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
@@ -126,6 +127,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The admin and scripting CLI.
+        .executableTarget(
+            name: "leaseholdctl",
+            dependencies: [
+                "LeaseholdClient",
+                "LeaseholdCertificates",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import LeaseholdClient
+import Logging
+
+/// Where the server is and who to be. Each setting comes from its flag, else its
+/// environment variable, else the default data directory's development certificates.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "Server address host:port (LEASEHOLD_ENDPOINT; default 127.0.0.1:7420).") var endpoint: String?
+    @Option(help: "Client certificate, PEM (LEASEHOLD_CERT).") var cert: String?
+    @Option(help: "Client private key, PEM (LEASEHOLD_KEY).") var key: String?
+    @Option(help: "CA of the server certificate, PEM (LEASEHOLD_CA).") var ca: String?
+    @Option(help: "Data directory whose development certificates are the defaults (LEASEHOLD_DATA_DIR; default ./leasehold-data).")
+    var dataDir: String?
+    @Option(help: "Identity of the development certificate to use (default admin).") var identity: String = "admin"
+    @Flag(help: "JSON output for scripts.") var json = false
+
+    var output: Output { Output(json: self.json) }
+
+    func configuration() throws -> ClientConfiguration {
+        let environment = ProcessInfo.processInfo.environment
+        let dataDirectory = self.dataDir ?? environment["LEASEHOLD_DATA_DIR"] ?? "./leasehold-data"
+        let endpoint = self.endpoint ?? environment["LEASEHOLD_ENDPOINT"] ?? "127.0.0.1:7420"
+        guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else {
+            throw ValidationError("endpoint '\(endpoint)' is not host:port")
+        }
+        let host = String(endpoint[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        var configuration = ClientConfiguration.development(dataDirectory: dataDirectory, identity: self.identity, host: host, port: port)
+        if let cert = self.cert ?? environment["LEASEHOLD_CERT"] { configuration.certificatePath = cert }
+        if let key = self.key ?? environment["LEASEHOLD_KEY"] { configuration.keyPath = key }
+        if let ca = self.ca ?? environment["LEASEHOLD_CA"] { configuration.caPath = ca }
+        configuration.clientName = "leaseholdctl"
+        configuration.reconnectTimeout = .seconds(10)
+        return configuration
+    }
+
+    /// Connects, runs `body`, closes; a Leasehold error goes to stderr with its code
+    /// and becomes the exit code 10 + code.
+    func run<T>(_ body: (LeaseholdClient) async throws -> T) async throws -> T {
+        var logger = Logger(label: "leaseholdctl")
+        logger.logLevel = .error
+        do {
+            let client = try await LeaseholdClient.connect(try self.configuration(), logger: logger)
+            defer { client.close() }
+            return try await body(client)
+        } catch let error as LeaseholdError {
+            FileHandle.standardError.write(Data("error: \(error.code.name)(\(error.code.rawValue)): \(error.message)\n".utf8))
+            throw ExitCode(Exit.code(for: error))
+        }
+    }
+}
+
+/// Options of commands that act in a session: a new one by default, or an existing one
+/// (printed by `pin` and `layout get`) to act on its pins and layouts.
+struct SessionOptions: ParsableArguments {
+    @Option(help: "Act in this existing session (needs --secret) instead of a new one.") var session: UInt64?
+    @Option(help: "The secret of --session, 32 hex digits.") var secret: String?
+    @Option(help: "TTL of a new session (default: the server's).") var ttl: String?
+
+    /// The session to act in, and whether it is new (close it when done).
+    func open(_ client: LeaseholdClient, name: String) async throws -> LeaseholdSession {
+        if let id = self.session {
+            guard let text = self.secret, let secret = SecretText.parse(text) else {
+                throw ValidationError("--session needs --secret with the 32 hex digits printed when it was opened")
+            }
+            return try await client.resumeSession(SessionID(rawValue: id), secret: secret)
+        }
+        return try await client.openSession(name: name, ttl: try self.ttl.map(parseDuration))
+    }
+}
+
+/// Session secrets as 32 hex digits.
+enum SecretText {
+    static func format(_ secret: SessionSecret) -> String {
+        let high = String(secret.high, radix: 16)
+        let low = String(secret.low, radix: 16)
+        return String(repeating: "0", count: 16 - high.count) + high + String(repeating: "0", count: 16 - low.count) + low
+    }
+
+    static func parse(_ text: String) -> SessionSecret? {
+        guard text.count == 32, let high = UInt64(text.prefix(16), radix: 16), let low = UInt64(text.suffix(16), radix: 16) else { return nil }
+        return SessionSecret(high: high, low: low)
+    }
+}
+
+/// `250ms`, `10s`, `5m`, `2h`; a bare number is seconds.
+func parseDuration(_ text: String) throws -> Duration {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3_600)]
+    for (suffix, seconds) in units where text.hasSuffix(suffix) {
+        if let value = Double(text.dropLast(suffix.count)), value >= 0 { return .milliseconds(Int64((value * seconds * 1_000).rounded())) }
+    }
+    if let value = Double(text), value >= 0 { return .milliseconds(Int64((value * 1_000).rounded())) }
+    throw ValidationError("'\(text)' is not a duration (e.g. 250ms, 10s, 5m)")
+}
+
+/// Asks before a destructive action unless `--yes`.
+func confirm(_ question: String, yes: Bool) throws {
+    guard !yes else { return }
+    FileHandle.standardError.write(Data("\(question) [y/N] ".utf8))
+    guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+        FileHandle.standardError.write(Data("aborted\n".utf8))
+        throw ExitCode(Exit.failure)
+    }
+}
