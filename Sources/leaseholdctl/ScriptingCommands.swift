@@ -35,15 +35,56 @@ func parsePolicy(_ text: String, timeout: String?) throws -> TruncatePolicy {
 /// Set by SIGINT or SIGTERM while a command holds a session.
 let interrupted = Atomic<Bool>(false)
 
-/// Holds until the duration passes (`forever`: no limit) or SIGINT/SIGTERM arrives.
-func holdUntil(_ text: String) async {
+/// Checks a `--hold` value: a duration or `forever`.
+func validateHold(_ text: String?) throws {
+    guard let text, text != "forever" else { return }
+    _ = try parseDuration(text)
+}
+
+/// Holds `session` until the duration passes (`forever`: no limit), SIGINT/SIGTERM
+/// arrives or the session ends, printing what happens to it and answering recalls with
+/// `answer`. A session that ended on the server (expired, evicted) exits with 10 + the
+/// error's code.
+func holdSession(
+    _ session: LeaseholdSession,
+    for text: String,
+    answer: @escaping @Sendable (SessionEvent) async -> Void
+) async throws {
     for number in [SIGINT, SIGTERM] {
         signal(number) { _ in interrupted.store(true, ordering: .relaxed) }
     }
-    let deadline = text == "forever" ? nil : (try? parseDuration(text)).map { ContinuousClock.now + $0 }
-    while !interrupted.load(ordering: .relaxed) {
-        if let deadline, ContinuousClock.now >= deadline { return }
+    let ended = Atomic<UInt32>(0)
+    let events = Task {
+        for await event in session.events {
+            switch event {
+            case .jeopardy:
+                print("jeopardy: no renewal in time, stop DMA")
+            case .renewed:
+                print("renewed")
+            case .fenced(let notice):
+                print("fenced: session evicted (\(notice.reason.rawValue)); tokens up to \(notice.maxToken) are fenced")
+            case .ended(let error):
+                print("session ended: " + (error.map { "\($0.code.name): \($0.message)" } ?? "closed"))
+                ended.store(error.map { 10 + $0.code.rawValue } ?? 1, ordering: .relaxed)
+            default:
+                await answer(event)
+            }
+            flushOutput()
+        }
+    }
+    let deadline = text == "forever" ? nil : ContinuousClock.now + (try parseDuration(text))
+    while !interrupted.load(ordering: .relaxed), ended.load(ordering: .relaxed) == 0 {
+        if let deadline, ContinuousClock.now >= deadline { break }
         try? await Task.sleep(for: .milliseconds(20))
+    }
+    let code = ended.load(ordering: .relaxed)
+    if code == 0 {
+        events.cancel()
+        try await session.close()
+    } else {
+        // Give the event printer a moment to finish its line.
+        try? await Task.sleep(for: .milliseconds(50))
+        throw ExitCode(Int32(code))
     }
 }
 
@@ -176,19 +217,17 @@ struct Pin: AsyncParsableCommand {
             )
             flushOutput()
             guard let hold = self.hold else { return }
-            let recalls = Task {
-                for await event in session.events {
-                    if case .pinRecall(let recall) = event {
-                        print("recall of pin \(recall.notice.pin): unpinning")
-                        flushOutput()
-                        try? await recall.unpin()
-                    }
+            try await holdSession(session, for: hold) { event in
+                if case .pinRecall(let recall) = event {
+                    print("recall of pin \(recall.notice.pin): unpinning")
+                    try? await recall.unpin()
                 }
             }
-            await holdUntil(hold)
-            recalls.cancel()
-            if session.leaseState != .ended { try await session.close() }
         }
+    }
+
+    func validate() throws {
+        try validateHold(self.hold)
     }
 }
 
@@ -313,36 +352,29 @@ struct Layout: AsyncParsableCommand {
                 guard let hold = self.hold else { return }
                 let answer = !self.ignoreRecalls
                 let prolong = self.prolongRecalls
-                let recalls = Task {
-                    for await event in session.events {
-                        switch event {
-                        case .layoutRecall(let recall) where answer:
-                            if prolong {
-                                print("recall \(recall.notice.recall) of \(Text.blocks(recall.notice.range)): prolonging")
-                                flushOutput()
-                                _ = try? await recall.prolong()
-                                try? await Task.sleep(for: recall.notice.deadlineIn)
-                            }
-                            print("recall \(recall.notice.recall) of \(Text.blocks(recall.notice.range)): returning")
-                            flushOutput()
-                            _ = try? await recall.returnLayout()
-                        case .layoutRecall(let recall):
-                            print("recall \(recall.notice.recall) of \(Text.blocks(recall.notice.range)): ignored")
-                            flushOutput()
-                        case .fenced(let notice):
-                            print("fenced: session evicted (\(notice.reason.rawValue)), tokens <= \(notice.maxToken)")
-                            flushOutput()
-                        case .ended(let error):
-                            print("session ended: \(error.map { "\($0.code.name): \($0.message)" } ?? "closed")")
-                            flushOutput()
-                        default:
-                            continue
-                        }
+                try await holdSession(session, for: hold) { event in
+                    guard case .layoutRecall(let recall) = event else { return }
+                    let range = Text.blocks(recall.notice.range)
+                    guard answer else {
+                        print("recall \(recall.notice.recall) of \(range): ignored")
+                        return
                     }
+                    if prolong {
+                        print("recall \(recall.notice.recall) of \(range): prolonging")
+                        flushOutput()
+                        _ = try? await recall.prolong()
+                        try? await Task.sleep(for: recall.notice.deadlineIn)
+                    }
+                    print("recall \(recall.notice.recall) of \(range): returning")
+                    _ = try? await recall.returnLayout()
                 }
-                await holdUntil(hold)
-                recalls.cancel()
-                if session.leaseState != .ended { try await session.close() }
+            }
+        }
+
+        func validate() throws {
+            try validateHold(self.hold)
+            if self.ignoreRecalls && (self.answerRecalls || self.prolongRecalls) {
+                throw ValidationError("--ignore-recalls contradicts --answer-recalls and --prolong-recalls")
             }
         }
     }
