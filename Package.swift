@@ -140,6 +140,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Multi-process tests: the real leaseholdd and leaseholdctl as child processes.
+        .testTarget(
+            name: "LeaseholdIntegrationTests",
+            dependencies: [
+                "leaseholdd",
+                "leaseholdctl",
+                "LeaseholdClient",
+                "LeaseholdCertificates",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // A tour of the client library (README): needs only the LeaseholdClient library.
         .executableTarget(
             name: "leasehold-example",

@@ -153,7 +153,9 @@ public final class LeaseholdSession: Sendable {
         }
     }
 
-    func end(_ error: LeaseholdError?) {
+    /// Ends the session locally: no more requests, keepalives or events after
+    /// `preceding` (the push that told of the end, if any) and `.ended`.
+    func end(_ error: LeaseholdError?, preceding: SessionEvent? = nil) {
         let (first, tasks) = self.state.withLock { state -> (Bool, [Task<Void, Never>]) in
             guard state.lease != .ended else { return (false, []) }
             state.lease = .ended
@@ -164,6 +166,7 @@ public final class LeaseholdSession: Sendable {
         guard first else { return }
         for task in tasks { task.cancel() }
         self.connection.unregister(session: self.id)
+        if let preceding { self.eventSink.yield(preceding) }
         self.eventSink.yield(.ended(error))
         self.eventSink.finish()
     }
@@ -195,13 +198,14 @@ public final class LeaseholdSession: Sendable {
         case .pinRecall(let notice): self.eventSink.yield(.pinRecall(PinRecall(notice: notice, session: self)))
         case .sessionExpiring(let remaining): self.eventSink.yield(.expiring(remaining: remaining))
         case .fenced(let notice):
-            self.eventSink.yield(.fenced(notice))
+            // The same codes the server gives a request of the evicted session.
             self.end(
                 LeaseholdError(
-                    code: .fenced,
-                    message: "session \(self.id) was evicted (\(notice.reason.rawValue)); tokens up to \(notice.maxToken) are fenced",
+                    code: notice.reason == .expired ? .sessionExpired : .fenced,
+                    message: "session \(self.id) was evicted (\(notice.reason.rawValue)); its tokens up to \(notice.maxToken) are fenced at fence revision \(notice.revision)",
                     details: .init(fenceRevision: notice.revision)
-                )
+                ),
+                preceding: .fenced(notice)
             )
             return
         }

@@ -1,0 +1,221 @@
+import Foundation
+import LeaseholdCertificates
+import LeaseholdClient
+import Logging
+import Synchronization
+import Testing
+
+/// The built executables sit next to the test bundle.
+let productsDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+
+/// Bytes collected from a pipe.
+final class Collected: Sendable {
+    let data = Mutex(Data())
+    func append(_ more: Data) { self.data.withLock { $0.append(more) } }
+    var text: String { String(decoding: self.data.withLock { $0 }, as: UTF8.self) }
+}
+
+/// A child process with its output collected as it arrives.
+final class Child: Sendable {
+    let process: Process
+    let output = Collected()
+    let errors = Collected()
+    let name: String
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        self.name = ([executable] + arguments).joined(separator: " ")
+        self.process = Process()
+        self.process.executableURL = productsDirectory.appendingPathComponent(executable)
+        self.process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        self.process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        self.process.standardOutput = out
+        self.process.standardError = err
+        self.process.standardInput = FileHandle.nullDevice
+        let output = self.output
+        let errors = self.errors
+        out.fileHandleForReading.readabilityHandler = { handle in
+            output.append(handle.availableData)
+        }
+        err.fileHandleForReading.readabilityHandler = { handle in
+            errors.append(handle.availableData)
+        }
+        try self.process.run()
+        Children.shared.add(self)
+    }
+
+    var stdout: String { self.output.text }
+    var stderr: String { self.errors.text }
+    var pid: Int32 { self.process.processIdentifier }
+    var isRunning: Bool { self.process.isRunning }
+
+    func signal(_ number: Int32) {
+        if self.process.isRunning { kill(self.pid, number) }
+    }
+
+    /// Waits for the process to exit (killing it after `timeout`); returns its status.
+    @discardableResult
+    func wait(timeout: Duration = .seconds(30)) async -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while self.process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        if self.process.isRunning {
+            kill(self.pid, SIGKILL)
+            self.process.waitUntilExit()
+        }
+        Children.shared.remove(self)
+        return self.process.terminationStatus
+    }
+
+    /// Waits until standard output contains `text`.
+    func waitForOutput(_ text: String, timeout: Duration = .seconds(20), sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await eventually("'\(text)' from \(self.name)", timeout: timeout, sourceLocation: sourceLocation) {
+            self.stdout.contains(text)
+        }
+    }
+}
+
+/// Every child still running, killed when the test process exits.
+final class Children: Sendable {
+    static let shared = Children()
+    let running = Mutex<[Int32: Child]>([:])
+
+    init() {
+        atexit {
+            for child in Children.shared.running.withLock({ Array($0.values) }) { kill(child.pid, SIGKILL) }
+        }
+    }
+
+    func add(_ child: Child) { self.running.withLock { $0[child.pid] = child } }
+    func remove(_ child: Child) { _ = self.running.withLock { $0.removeValue(forKey: child.pid) } }
+}
+
+/// A `leaseholdd` child process on 127.0.0.1 with a fresh data directory and short
+/// timeouts, and the ways to reach it: library clients and `leaseholdctl` runs.
+final class Daemon: Sendable {
+    let directory: String
+    let extraArguments: [String]
+    let child: Mutex<Child?> = Mutex(nil)
+    let portValue = Atomic<Int>(0)
+
+    init(_ arguments: [String] = []) async throws {
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-it-\(UUID().uuidString)").path
+        self.extraArguments = arguments
+        try await self.start(port: 0)
+    }
+
+    var port: Int { self.portValue.load(ordering: .relaxed) }
+    var endpoint: String { "127.0.0.1:\(self.port)" }
+
+    /// Starts the daemon on `port` (0: any) and waits until it listens.
+    func start(port: Int) async throws {
+        let child = try Child(
+            "leaseholdd",
+            [
+                "--data-dir", self.directory, "--listen", "127.0.0.1:\(port)", "--block-count", "65536", "--release-delay", "300ms",
+                "--recall-timeout", "1s", "--min-ttl", "200ms", "--target", "target-1", "--log-level", "notice",
+            ] + self.extraArguments
+        )
+        self.child.withLock { $0 = child }
+        var listening: Int?
+        try await eventually("leaseholdd listens", timeout: .seconds(60)) {
+            guard child.isRunning else { throw DaemonFailed(message: "leaseholdd exited: \(child.stderr)") }
+            guard let line = child.stderr.split(separator: "\n").first(where: { $0.contains("server.port=") && $0.contains("listening") }),
+                let range = line.range(of: "server.port="),
+                let value = Int(line[range.upperBound...].prefix { $0.isNumber })
+            else { return false }
+            listening = value
+            return true
+        }
+        self.portValue.store(listening!, ordering: .relaxed)
+    }
+
+    /// SIGKILL, as a crash.
+    func kill() async {
+        guard let child = self.child.withLock({ $0 }) else { return }
+        child.signal(SIGKILL)
+        await child.wait()
+    }
+
+    /// SIGTERM and wait; removes the data directory.
+    func stop() async {
+        if let child = self.child.withLock({ $0 }) {
+            child.signal(SIGTERM)
+            await child.wait(timeout: .seconds(20))
+        }
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+
+    var files: TLSFiles { TLSFiles(dataDirectory: self.directory) }
+
+    func issue(_ identity: String) throws {
+        if identity != "admin" && !FileManager.default.fileExists(atPath: self.files.clientCertificate(identity)) {
+            _ = try self.files.issueClient(identity)
+        }
+    }
+
+    /// A library client.
+    func client(_ identity: String = "admin") async throws -> LeaseholdClient {
+        try self.issue(identity)
+        var configuration = ClientConfiguration.development(dataDirectory: self.directory, identity: identity, port: self.port)
+        configuration.reconnectTimeout = .seconds(20)
+        var logger = Logger(label: "it.\(identity)")
+        logger.logLevel = .critical
+        return try await LeaseholdClient.connect(configuration, logger: logger)
+    }
+
+    var ctlEnvironment: [String: String] { ["LEASEHOLD_DATA_DIR": self.directory, "LEASEHOLD_ENDPOINT": self.endpoint] }
+
+    /// Starts `leaseholdctl` with `arguments` as `identity`.
+    func ctlProcess(_ arguments: [String], as identity: String = "admin") throws -> Child {
+        try self.issue(identity)
+        return try Child("leaseholdctl", arguments + ["--identity", identity], environment: self.ctlEnvironment)
+    }
+
+    /// Runs `leaseholdctl` to the end: exit status and standard output.
+    func ctl(_ arguments: [String], as identity: String = "admin") async throws -> (status: Int32, output: String, errors: String) {
+        let child = try self.ctlProcess(arguments, as: identity)
+        let status = await child.wait()
+        try? await Task.sleep(for: .milliseconds(20))  // let the pipes drain
+        return (status, child.stdout, child.stderr)
+    }
+
+    /// Runs `leaseholdctl ... --json` and parses the output.
+    func ctlJSON(_ arguments: [String], as identity: String = "admin", sourceLocation: SourceLocation = #_sourceLocation) async throws -> Any {
+        let result = try await self.ctl(arguments + ["--json"], as: identity)
+        #expect(result.status == 0, "leaseholdctl \(arguments) failed: \(result.errors)", sourceLocation: sourceLocation)
+        return try JSONSerialization.jsonObject(with: Data(result.output.utf8))
+    }
+
+    /// `leaseholdctl status --json`.
+    func status() async throws -> [String: Any] {
+        try await self.ctlJSON(["status"]) as! [String: Any]
+    }
+}
+
+struct DaemonFailed: Error, CustomStringConvertible {
+    var message: String
+    var description: String { self.message }
+}
+
+/// Waits until `condition` holds, polling, failing the test after `timeout`.
+func eventually(
+    _ what: String,
+    timeout: Duration = .seconds(20),
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    Issue.record("timed out waiting for: \(what)", sourceLocation: sourceLocation)
+    throw CancellationError()
+}
+
+extension [String: Any] {
+    func int(_ key: String) -> Int { (self[key] as? NSNumber)?.intValue ?? -1 }
+}
