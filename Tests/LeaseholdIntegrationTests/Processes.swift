@@ -100,8 +100,8 @@ final class Daemon: Sendable {
     let child: Mutex<Child?> = Mutex(nil)
     let portValue = Atomic<Int>(0)
 
-    init(_ arguments: [String] = []) async throws {
-        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-it-\(UUID().uuidString)").path
+    init(_ arguments: [String] = [], directory: String? = nil) async throws {
+        self.directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-it-\(UUID().uuidString)").path
         self.extraArguments = arguments
         try await self.start(port: 0)
     }
