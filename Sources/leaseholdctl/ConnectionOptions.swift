@@ -57,7 +57,15 @@ struct SessionOptions: ParsableArguments {
     @Option(help: "The secret of --session, 32 hex digits.") var secret: String?
     @Option(help: "TTL of a new session (default: the server's).") var ttl: String?
 
-    /// The session to act in, and whether it is new (close it when done).
+    /// Runs `body` in the session to act in; a session opened for it is closed after.
+    func perform<T>(_ client: LeaseholdClient, name: String, _ body: (LeaseholdSession) async throws -> T) async throws -> T {
+        let session = try await self.open(client, name: name)
+        let result = try await body(session)
+        if self.session == nil { try await session.close() }
+        return result
+    }
+
+    /// The session to act in: a new one, or the one of --session/--secret.
     func open(_ client: LeaseholdClient, name: String) async throws -> LeaseholdSession {
         if let id = self.session {
             guard let text = self.secret, let secret = SecretText.parse(text) else {

@@ -111,10 +111,7 @@ struct Inode: AsyncParsableCommand {
 
         func run() async throws {
             let inode = try await self.connection.run { client in
-                let session = try await self.session.open(client, name: "leaseholdctl inode create")
-                let inode = try await session.createInode()
-                if self.session.session == nil { try await session.close() }
-                return inode
+                try await self.session.perform(client, name: "leaseholdctl inode create") { try await $0.createInode() }
             }
             self.connection.output.show(fields: [("inode", "\(inode)")], json: .object([("inode", .number(inode.rawValue))]))
         }
@@ -160,11 +157,11 @@ struct Allocate: AsyncParsableCommand {
 
     func run() async throws {
         let range = try parseByteRange(self.range)
+        let wait = try self.waitForBusy.map(parseDuration)
         let allocation = try await self.connection.run { client in
-            let session = try await self.session.open(client, name: "leaseholdctl allocate")
-            let allocation = try await session.allocate(InodeID(rawValue: self.inode), range, waitForBusy: try self.waitForBusy.map(parseDuration))
-            if self.session.session == nil { try await session.close() }
-            return allocation
+            try await self.session.perform(client, name: "leaseholdctl allocate") {
+                try await $0.allocate(InodeID(rawValue: self.inode), range, waitForBusy: wait)
+            }
         }
         self.connection.output.show(
             ["FILE BLOCKS", "VOLUME BLOCKS"],
@@ -240,8 +237,7 @@ struct Unpin: AsyncParsableCommand {
     func run() async throws {
         guard self.session.session != nil else { throw ValidationError("unpin acts in the pin's session: pass --session and --secret as pin printed them") }
         try await self.connection.run { client in
-            let session = try await self.session.open(client, name: "leaseholdctl unpin")
-            try await session.unpin(PinID(rawValue: self.pin))
+            try await self.session.perform(client, name: "leaseholdctl unpin") { try await $0.unpin(PinID(rawValue: self.pin)) }
         }
         self.connection.output.show(fields: [("unpinned", "\(self.pin)")], json: .object([("unpinned", .number(self.pin))]))
     }
@@ -284,10 +280,9 @@ struct Truncate: AsyncParsableCommand {
     func run() async throws {
         let policy = try parsePolicy(self.policy, timeout: self.timeout)
         let change = try await self.connection.run { client in
-            let session = try await self.session.open(client, name: "leaseholdctl truncate")
-            let change = try await session.truncate(InodeID(rawValue: self.inode), size: self.size, policy: policy, expectedGeneration: self.generation)
-            if self.session.session == nil { try await session.close() }
-            return change
+            try await self.session.perform(client, name: "leaseholdctl truncate") {
+                try await $0.truncate(InodeID(rawValue: self.inode), size: self.size, policy: policy, expectedGeneration: self.generation)
+            }
         }
         showChange(change, self.connection.output)
     }
@@ -307,10 +302,9 @@ struct Punch: AsyncParsableCommand {
         let policy = try parsePolicy(self.policy, timeout: self.timeout)
         let range = try parseByteRange(self.range)
         let change = try await self.connection.run { client in
-            let session = try await self.session.open(client, name: "leaseholdctl punch")
-            let change = try await session.punchHole(InodeID(rawValue: self.inode), range, policy: policy, expectedGeneration: self.generation)
-            if self.session.session == nil { try await session.close() }
-            return change
+            try await self.session.perform(client, name: "leaseholdctl punch") {
+                try await $0.punchHole(InodeID(rawValue: self.inode), range, policy: policy, expectedGeneration: self.generation)
+            }
         }
         showChange(change, self.connection.output)
     }
