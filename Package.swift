@@ -2,8 +2,6 @@
 //
 // Leasehold: a networked lease coordination service for shared block volumes.
 // Module plan (ARCHITECTURE.md): Core <- Store, Wire <- Server, Client <- executables.
-// Only the modules that exist so far are declared; later ones keep these names:
-// leasehold-bench.
 import PackageDescription
 
 let package = Package(
@@ -17,6 +15,7 @@ let package = Package(
         .library(name: "LeaseholdClient", targets: ["LeaseholdClient"]),
         .executable(name: "leaseholdd", targets: ["leaseholdd"]),
         .executable(name: "leaseholdctl", targets: ["leaseholdctl"]),
+        .executable(name: "leasehold-bench", targets: ["leasehold-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
@@ -34,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Pure domain: extents, free space, busy extents, pins, layouts, sessions,
@@ -149,6 +149,18 @@ let package = Package(
                 "LeaseholdClient",
                 "LeaseholdCertificates",
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The load generator (release build): workloads over real mutual TLS.
+        .executableTarget(
+            name: "leasehold-bench",
+            dependencies: [
+                "LeaseholdClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // A tour of the client library (README): needs only the LeaseholdClient library.

@@ -1,0 +1,215 @@
+import Foundation
+import Histogram
+import LeaseholdClient
+import Synchronization
+
+/// Runs a workload: sessions on every connection, `inFlight` sequential workers per
+/// session, a warm-up, then the measured period; prints a progress line every second.
+struct Driver: Sendable {
+    let clients: [LeaseholdClient]
+    let sessionsPerConnection: Int
+    let inFlight: Int
+    let warmUp: Duration
+    let measured: Duration
+    let limit: Int?
+
+    func openSessions() async throws -> [LeaseholdSession] {
+        try await withThrowingTaskGroup(of: [LeaseholdSession].self) { group in
+            for client in self.clients {
+                group.addTask {
+                    var sessions: [LeaseholdSession] = []
+                    for index in 0..<self.sessionsPerConnection {
+                        sessions.append(try await client.openSession(name: "bench-\(index)", ttl: .seconds(30), slots: Swift.max(self.inFlight, 1)))
+                    }
+                    return sessions
+                }
+            }
+            var all: [LeaseholdSession] = []
+            for try await sessions in group { all += sessions }
+            return all
+        }
+    }
+
+    /// Runs `operations` (one per worker) until the measured period ends; returns the
+    /// merged latencies.
+    func drive(_ operations: [Operation], progress: Progress) async -> (Recorder, Duration) {
+        let start = ContinuousClock.now
+        let end = start + self.warmUp + self.measured
+        let limit = self.limit
+        let printer = Task {
+            var last = 0
+            var second = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                second += 1
+                let total = progress.operations.load(ordering: .relaxed)
+                let phase = ContinuousClock.now < start + self.warmUp ? "warm-up" : "measuring"
+                FileHandle.standardError.write(Data("\rt=\(second)s \(phase): \(total - last) ops/s, \(total) ops, \(progress.errors.load(ordering: .relaxed)) errors   ".utf8))
+                last = total
+            }
+        }
+        let recorders = await withTaskGroup(of: Recorder.self) { group in
+            for operation in operations {
+                group.addTask {
+                    var recorder = Recorder(start: start, warmUp: self.warmUp)
+                    while ContinuousClock.now < end {
+                        if let limit, Int(recorder.total.totalCount) >= limit / Swift.max(operations.count, 1) { break }
+                        let began = ContinuousClock.now
+                        do {
+                            try await operation()
+                            recorder.record(since: began)
+                            progress.operations.add(1, ordering: .relaxed)
+                        } catch {
+                            progress.errors.add(1, ordering: .relaxed)
+                        }
+                    }
+                    return recorder
+                }
+            }
+            var all: [Recorder] = []
+            for await recorder in group { all.append(recorder) }
+            return all
+        }
+        printer.cancel()
+        FileHandle.standardError.write(Data("\n".utf8))
+        var merged = Recorder(start: start, warmUp: self.warmUp)
+        for recorder in recorders { merged.merge(recorder) }
+        let elapsed = Swift.min(ContinuousClock.now, end) - (start + self.warmUp)
+        return (merged, elapsed)
+    }
+
+    func run(_ workload: Workload, into report: inout Report) async throws {
+        let sessions = try await self.openSessions()
+        var operations: [Operation] = []
+        for session in sessions {
+            for _ in 0..<self.inFlight { operations.append(try await workload.worker(session)) }
+        }
+        let progress = Progress()
+        let (recorder, elapsed) = await self.drive(operations, progress: progress)
+        report.record(recorder, elapsed: elapsed, errors: progress.errors.load(ordering: .relaxed))
+        for session in sessions { _ = try? await session.close() }
+    }
+
+    // MARK: - recall-storm
+
+    /// One truncater allocates and truncates a file whose range every other session
+    /// holds a layout of; holders return on recall and get the layout again. Measures the
+    /// break latency (allocate or truncate until committed) and the recall latency (break
+    /// sent until the holder has the push).
+    func recallStorm(into report: inout Report) async throws {
+        let sessions = try await self.openSessions()
+        guard sessions.count >= 2 else { throw BenchError("recall-storm needs at least two sessions (one truncater, holders)") }
+        let truncater = sessions[0]
+        let holders = Array(sessions.dropFirst())
+        let inode = try await truncater.createInode()
+        let range = ByteRange(offset: 0, length: 16 * Workload.block)
+        _ = try await truncater.allocate(inode, range)
+        let origin = ContinuousClock.now
+        let breakStarted = Counter()
+        let recalls = RecallLog()
+        var listeners: [Task<Void, Never>] = []
+        for holder in holders {
+            _ = try await holder.layoutGet(inode, ranges: [range], iomode: .read)
+            listeners.append(Task {
+                for await event in holder.events {
+                    guard case .layoutRecall(let recall) = event else { continue }
+                    let latency = (ContinuousClock.now - origin).nanosecondsValue - Int64(breakStarted.value.load(ordering: .relaxed))
+                    recalls.record(UInt64(Swift.max(0, latency)))
+                    _ = try? await recall.returnLayout()
+                    // Get it again once the break is over.
+                    while (try? await holder.layoutGet(inode, ranges: [range], iomode: .read)) == nil {
+                        try? await Task.sleep(for: .milliseconds(1))
+                    }
+                }
+            })
+        }
+        let allocated = Slot(true)
+        let operation: Operation = {
+            breakStarted.value.store(Int((ContinuousClock.now - origin).nanosecondsValue), ordering: .relaxed)
+            if allocated.get() {
+                _ = try await truncater.truncate(inode, size: 0)
+                allocated.set(false)
+            } else {
+                _ = try await truncater.allocate(inode, range)
+                allocated.set(true)
+            }
+        }
+        let progress = Progress()
+        let (recorder, elapsed) = await self.drive([operation], progress: progress)
+        for listener in listeners { listener.cancel() }
+        report.record(recorder, elapsed: elapsed, errors: progress.errors.load(ordering: .relaxed))
+        report.recall = recalls.histogram
+        report.notes.append("\(holders.count) layout holders; latency = a break (allocate or truncate) until committed, all holders having returned")
+        for session in sessions { _ = try? await session.close() }
+    }
+
+    // MARK: - expiry-storm
+
+    /// pin-unpin on every connection; a third of the way into the measured period,
+    /// `count` sessions opened on another connection are abandoned at once (connection
+    /// closed, no keepalive) and expire together. Reports how fast and how late they
+    /// expire (as `status` sees them) and pin-unpin p99 before and during the storm.
+    func expiryStorm(sessions count: Int, on expiring: LeaseholdClient, admin: LeaseholdClient, into report: inout Report) async throws {
+        let sessions = try await self.openSessions()
+        var operations: [Operation] = []
+        for session in sessions {
+            for _ in 0..<self.inFlight { operations.append(try await Workload.pinUnpin.worker(session)) }
+        }
+        let ttl = admin.server.limits.minimumTTL
+        let storm = Task { () -> [String] in
+            try? await Task.sleep(for: self.warmUp + self.measured / 3)
+            let before = (try? await admin.status().volume.sessions) ?? 0
+            let opened = Counter()
+            await withTaskGroup(of: Void.self) { group in
+                for worker in 0..<64 {
+                    group.addTask {
+                        var index = worker
+                        while index < count {
+                            if (try? await expiring.openSession(name: "expiring", ttl: ttl, slots: 1)) != nil { opened.value.add(1, ordering: .relaxed) }
+                            index += 64
+                        }
+                    }
+                }
+            }
+            let abandoned = ContinuousClock.now
+            expiring.close()
+            // Every session expires by `abandoned + ttl` at the latest (they were renewed
+            // at most at their opening); poll until they are gone.
+            var firstGone: ContinuousClock.Instant?
+            var lastGone = abandoned
+            while ContinuousClock.now < abandoned + ttl + .seconds(30) {
+                let live = (try? await admin.status().volume.sessions) ?? Int.max
+                if live < before + opened.value.load(ordering: .relaxed), firstGone == nil { firstGone = ContinuousClock.now }
+                if live <= before {
+                    lastGone = ContinuousClock.now
+                    break
+                }
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+            let n = opened.value.load(ordering: .relaxed)
+            let spread = lastGone - (firstGone ?? lastGone)
+            return [
+                "\(n) sessions with TTL \(ttl) abandoned at once (connection closed, no keepalive)",
+                "all expired \(String(format: "%.0f", Double((lastGone - abandoned - ttl).nanosecondsValue) / 1e6)) ms after abandon + TTL (an upper bound of the lateness: status polled every 5 ms)",
+                "expirations spread over \(String(format: "%.0f", Double(spread.nanosecondsValue) / 1e6)) ms: \(spread > .zero ? String(format: "%.0f", Double(n) / (Double(spread.nanosecondsValue) / 1e9)) : "all at once") expirations/s",
+            ]
+        }
+        let progress = Progress()
+        let (recorder, elapsed) = await self.drive(operations, progress: progress)
+        report.record(recorder, elapsed: elapsed, errors: progress.errors.load(ordering: .relaxed))
+        report.notes += await storm.value
+        for session in sessions { _ = try? await session.close() }
+    }
+}
+
+/// A number shared between tasks.
+final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// Recall latencies recorded by the holders' event tasks.
+final class RecallLog: Sendable {
+    let state = Mutex(Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three))
+    func record(_ nanoseconds: UInt64) { self.state.withLock { _ = $0.record(nanoseconds) } }
+    var histogram: Histogram<UInt64> { self.state.withLock { $0 } }
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import Histogram
+import LeaseholdClient
+import Logging
+import Synchronization
+
+@main
+struct LeaseholdBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leasehold-bench",
+        abstract: "Load generator: N connections × M sessions × K requests in flight over mutual TLS.",
+        discussion: """
+            Without --endpoint it starts the leaseholdd next to it on a fresh data directory in --scratch \
+            (default: the system temporary directory) and stops it afterwards. Use a release build: \
+            swift build -c release --product leasehold-bench --product leaseholdd. Baselines measured in the \
+            same run: 4 KiB write+fsync on the data directory's disk, and a loopback TCP echo round trip.
+            """
+    )
+
+    @Argument(help: "pin-unpin, allocate-truncate, layout-get-return, keepalive-flood, recall-storm, expiry-storm or mixed.")
+    var workload: String
+    @Option(help: "Client connections.") var connections: Int = 64
+    @Option(help: "Sessions per connection.") var sessions: Int = 1
+    @Option(help: "Requests in flight per session.") var inFlight: Int = 4
+    @Option(help: "Measured duration after the warm-up.") var duration: String = "10s"
+    @Option(help: "Stop after this many measured operations instead.") var operations: Int?
+    @Option(help: "Warm-up, not measured.") var warmup: String = "2s"
+    @Option(help: "A running server host:port; otherwise one is started.") var endpoint: String?
+    @Option(help: "Data directory whose development certificates to use (with --endpoint).") var dataDir: String = "./leasehold-data"
+    @Option(help: "Where a started server keeps its data directory (the disk of the fsync baseline).") var scratch: String?
+    @Option(help: "expiry-storm: sessions left to expire at once.") var expiringSessions: Int = 10_000
+    @Option(help: "Write the result as JSON to this file ('-' for standard output).") var json: String?
+    @Option(help: "Write latency over time (per second) as CSV to this file.") var csv: String?
+    @Flag(help: "Skip the fsync and TCP echo baselines.") var noBaselines = false
+
+    func run() async throws {
+        guard let workload = Workload(rawValue: self.workload) else {
+            throw ValidationError("unknown workload '\(self.workload)': \(Workload.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let measured = try parseDuration(self.duration)
+        let warmUp = try parseDuration(self.warmup)
+        var server: ServerProcess?
+        let dataDirectory: String
+        let endpoint: (host: String, port: Int)
+        if let text = self.endpoint {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else { throw ValidationError("endpoint is host:port") }
+            endpoint = (String(text[..<colon]), port)
+            dataDirectory = self.dataDir
+        } else {
+            let started = try await ServerProcess.start(scratch: self.scratch ?? FileManager.default.temporaryDirectory.path)
+            server = started
+            endpoint = ("127.0.0.1", started.port)
+            dataDirectory = started.directory
+        }
+        defer { server?.stop() }
+
+        var report = Report(workload: workload.rawValue, connections: self.connections, sessions: self.sessions, inFlight: self.inFlight)
+        if !self.noBaselines {
+            report.fsync = try Baselines.fsync(in: dataDirectory)
+            report.echo = try await Baselines.echo()
+        }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        var configuration = ClientConfiguration.development(dataDirectory: dataDirectory, host: endpoint.host, port: endpoint.port)
+        configuration.clientName = "leasehold-bench"
+        var clients: [LeaseholdClient] = []
+        for _ in 0..<self.connections { clients.append(try await LeaseholdClient.connect(configuration, logger: logger)) }
+        defer { for client in clients { client.close() } }
+
+        let driver = Driver(clients: clients, sessionsPerConnection: self.sessions, inFlight: self.inFlight, warmUp: warmUp, measured: measured, limit: self.operations)
+        switch workload {
+        case .recallStorm:
+            try await driver.recallStorm(into: &report)
+        case .expiryStorm:
+            let expiring = try await LeaseholdClient.connect(configuration, logger: logger)
+            try await driver.expiryStorm(sessions: self.expiringSessions, on: expiring, admin: clients[0], into: &report)
+        default:
+            try await driver.run(workload, into: &report)
+        }
+        report.print()
+        if let path = self.json {
+            let text = report.json + "\n"
+            if path == "-" { Swift.print(text, terminator: "") } else { try text.write(toFile: path, atomically: true, encoding: .utf8) }
+        }
+        if let path = self.csv { try report.csv.write(toFile: path, atomically: true, encoding: .utf8) }
+    }
+}
+
+/// `250ms`, `10s`, `5m`; a bare number is seconds.
+func parseDuration(_ text: String) throws -> Duration {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3_600)]
+    for (suffix, seconds) in units where text.hasSuffix(suffix) {
+        if let value = Double(text.dropLast(suffix.count)), value >= 0 { return .milliseconds(Int64((value * seconds * 1_000).rounded())) }
+    }
+    if let value = Double(text), value >= 0 { return .milliseconds(Int64((value * 1_000).rounded())) }
+    throw ValidationError("'\(text)' is not a duration")
+}
