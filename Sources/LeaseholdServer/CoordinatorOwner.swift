@@ -145,6 +145,14 @@ final class CoordinatorOwner: Sendable {
             case .core(let command):
                 let request = Request(caller: connection.caller, session: body.session, tag: body.tag, command: command)
                 let output = state.coordinator.handle(request, at: now)
+                // A renewal changes nothing durable and shows nothing that is not durable
+                // already (the session's existence was committed before its id was
+                // handed out): its reply needs no barrier behind the commits in flight.
+                if command == .keepAlive, case .success? = output.reply, output.effects.changes.isEmpty, output.effects.isQuiet {
+                    connection.reply(id, output.reply!)
+                    self.schedule(output.effects.nextDeadline, state: &state)
+                    return
+                }
                 switch (command, output.reply) {
                 case (.resumeSession(let session, _), .success?):
                     self.attach(session, to: connection, state: &state)

@@ -44,6 +44,13 @@ public struct Effects: Hashable, Sendable {
     public var nextDeadline: Instant?
 
     public init() {}
+
+    /// Nothing to send or wake besides the reply: no recalls, pushes, completions,
+    /// fences, events or ended sessions.
+    public var isQuiet: Bool {
+        self.recalls.isEmpty && self.pushes.isEmpty && self.completions.isEmpty && self.fences.isEmpty && self.events.isEmpty
+            && self.endedSessions.isEmpty
+    }
 }
 
 /// The result of one `handle` or `tick`.
