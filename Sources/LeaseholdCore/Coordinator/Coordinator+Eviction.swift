@@ -81,15 +81,23 @@ extension Coordinator {
     }
 
     /// Starts the release delay of every fence that all targets have now acknowledged.
+    /// The watermark only grows (a new target starts at the latest revision), so fences
+    /// are resolved in revision order and each is visited once.
     mutating func resolveFences() {
         let watermark = self.acknowledgedByAll
-        for (revision, _) in self.fences {
+        guard watermark > self.fencesResolvedThrough else { return }
+        let first = FenceRevision(rawValue: self.fencesResolvedThrough.rawValue + 1)
+        var resolved: [FenceRevision] = []
+        for (revision, _) in self.fences.elements(from: first) {
             guard revision <= watermark else { break }
-            guard self.fenceResolvedAt[revision] == nil else { continue }
+            resolved.append(revision)
+        }
+        for revision in resolved where self.fenceResolvedAt[revision] == nil {
             self.fenceResolvedAt[revision] = self.now
             self.timers.schedule(.fence(revision), at: self.now + self.configuration.releaseDelay)
             self.emit(.fenceResolved(revision))
         }
+        self.fencesResolvedThrough = watermark
     }
 
     /// A resolved fence's release delay ended: its blocks are no longer held by it, and

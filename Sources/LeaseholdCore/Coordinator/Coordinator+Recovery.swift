@@ -185,6 +185,7 @@ extension Coordinator {
             self.fenceResolvedAt[revision] = now
             self.timers.schedule(.fence(revision), at: now + configuration.releaseDelay)
         }
+        self.fencesResolvedThrough = watermark
 
         // Busy blocks that nothing holds restart their release delay in full.
         let unheld = self.busy.allSegments.filter { $0.payload.holders.isEmpty }.map(\.range)

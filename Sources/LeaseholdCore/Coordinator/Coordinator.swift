@@ -55,6 +55,8 @@ public struct Coordinator: Sendable {
     var lastRelease: UInt64 = 0
     /// When each resolved fence was resolved.
     var fenceResolvedAt: [FenceRevision: Instant] = [:]
+    /// Every fence up to this revision is resolved (or released).
+    var fencesResolvedThrough = FenceRevision(rawValue: 0)
     var breaks: [SlotKey: Break] = [:]
     /// Each inode's breaks, first come first served.
     var inodeBreaks: [InodeID: [SlotKey]] = [:]
