@@ -20,6 +20,12 @@ protocol ConnectionListener: AnyObject, Sendable {
     func reconnected(_ connection: ClientConnection, epoch: UInt64) async
     /// A push for this listener.
     func received(_ push: WirePush)
+    /// The client was closed: stop for good.
+    func clientClosed()
+}
+
+extension ConnectionListener {
+    func clientClosed() {}
 }
 
 /// One logical connection to the server that survives reconnects.
@@ -397,6 +403,8 @@ final class ClientConnection: Sendable {
     // MARK: - Closing
 
     func close() {
+        let listeners = self.state.withLock { Array($0.sessionListeners.values) + Array($0.otherListeners.values) }
+        for listener in listeners { listener.clientClosed() }
         let (channel, waiters) = self.state.withLock { state -> ((any Channel)?, [CheckedContinuation<Link, any Error>]) in
             var channel: (any Channel)?
             switch state.phase {

@@ -37,8 +37,9 @@ public final class LeaseholdClient: Sendable {
     /// What the server said in its handshake (of the latest connection).
     public var server: ServerHello { self.connection.hello }
 
-    /// Closes the connection; sessions stay on the server until they expire (close them
-    /// first to release their pins and layouts at once).
+    /// Closes the connection. Its sessions stop here (their events end with
+    /// `unavailable`) but stay on the server until they expire: close them first to
+    /// release their pins and layouts at once.
     public func close() {
         self.connection.close()
     }

@@ -389,4 +389,10 @@ extension LeaseholdSession: ConnectionListener {
         guard case .sessionPush(let wire)? = push.body, let decoded = try? Push(wire: wire) else { return }
         self.deliver(decoded)
     }
+
+    /// The client was closed: the session lives on on the server until its TTL, but this
+    /// object stops renewing it and refuses further calls.
+    func clientClosed() {
+        self.end(LeaseholdError(code: .unavailable, message: "the client of session \(self.id) was closed; the session expires on the server after its TTL"))
+    }
 }
