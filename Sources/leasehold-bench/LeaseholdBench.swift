@@ -87,12 +87,8 @@ struct LeaseholdBench: AsyncParsableCommand {
     }
 }
 
-/// `250ms`, `10s`, `5m`; a bare number is seconds.
+/// A duration flag (`Duration(text:)`), or a usage error naming it.
 func parseDuration(_ text: String) throws -> Duration {
-    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3_600)]
-    for (suffix, seconds) in units where text.hasSuffix(suffix) {
-        if let value = Double(text.dropLast(suffix.count)), value >= 0 { return .milliseconds(Int64((value * seconds * 1_000).rounded())) }
-    }
-    if let value = Double(text), value >= 0 { return .milliseconds(Int64((value * 1_000).rounded())) }
-    throw ValidationError("'\(text)' is not a duration")
+    guard let duration = Duration(text: text) else { throw ValidationError("'\(text)' is not a duration (e.g. 250ms, 10s, 5m)") }
+    return duration
 }

@@ -20,15 +20,21 @@ func parseByteRange(_ text: String) throws -> ByteRange {
     return ByteRange(offset: offset, length: length)
 }
 
-/// `busy`, `wait`, `fail`, `quarantine`, `quarantine-keep`.
-func parsePolicy(_ text: String, timeout: String?) throws -> TruncatePolicy {
-    switch text {
-    case "busy": return .busy
-    case "fail": return .fail
-    case "wait": return .wait(timeout: try parseDuration(timeout ?? "10s"))
-    case "quarantine": return .quarantine(keep: false)
-    case "quarantine-keep": return .quarantine(keep: true)
-    default: throw ValidationError("policy '\(text)' is not busy, wait, fail, quarantine or quarantine-keep")
+/// The pin policy of a truncate or punch, and the generation it expects.
+struct BreakOptions: ParsableArguments {
+    @Option(help: "busy, wait, fail, quarantine or quarantine-keep (default busy).") var policy: String = "busy"
+    @Option(help: "How long `wait` waits (default 10s).") var timeout: String?
+    @Option(help: "Fail with staleGeneration unless the inode is at this generation.") var generation: UInt64?
+
+    func truncatePolicy() throws -> TruncatePolicy {
+        switch self.policy {
+        case "busy": return .busy
+        case "fail": return .fail
+        case "wait": return .wait(timeout: try parseDuration(self.timeout ?? "10s"))
+        case "quarantine": return .quarantine(keep: false)
+        case "quarantine-keep": return .quarantine(keep: true)
+        default: throw ValidationError("policy '\(self.policy)' is not busy, wait, fail, quarantine or quarantine-keep")
+        }
     }
 }
 
@@ -273,15 +279,13 @@ struct Truncate: AsyncParsableCommand {
     @OptionGroup var session: SessionOptions
     @Argument(help: "The inode id.") var inode: UInt64
     @Argument(help: "The new size in bytes.") var size: UInt64
-    @Option(help: "busy, wait, fail, quarantine or quarantine-keep (default busy).") var policy: String = "busy"
-    @Option(help: "How long `wait` waits (default 10s).") var timeout: String?
-    @Option(help: "Fail with staleGeneration unless the inode is at this generation.") var generation: UInt64?
+    @OptionGroup var change: BreakOptions
 
     func run() async throws {
-        let policy = try parsePolicy(self.policy, timeout: self.timeout)
+        let policy = try self.change.truncatePolicy()
         let change = try await self.connection.run { client in
             try await self.session.perform(client, name: "leaseholdctl truncate") {
-                try await $0.truncate(InodeID(rawValue: self.inode), size: self.size, policy: policy, expectedGeneration: self.generation)
+                try await $0.truncate(InodeID(rawValue: self.inode), size: self.size, policy: policy, expectedGeneration: self.change.generation)
             }
         }
         showChange(change, self.connection.output)
@@ -294,16 +298,14 @@ struct Punch: AsyncParsableCommand {
     @OptionGroup var session: SessionOptions
     @Argument(help: "The inode id.") var inode: UInt64
     @Argument(help: "OFFSET+LENGTH in bytes.") var range: String
-    @Option(help: "busy, wait, fail, quarantine or quarantine-keep (default busy).") var policy: String = "busy"
-    @Option(help: "How long `wait` waits (default 10s).") var timeout: String?
-    @Option(help: "Fail with staleGeneration unless the inode is at this generation.") var generation: UInt64?
+    @OptionGroup var change: BreakOptions
 
     func run() async throws {
-        let policy = try parsePolicy(self.policy, timeout: self.timeout)
+        let policy = try self.change.truncatePolicy()
         let range = try parseByteRange(self.range)
         let change = try await self.connection.run { client in
             try await self.session.perform(client, name: "leaseholdctl punch") {
-                try await $0.punchHole(InodeID(rawValue: self.inode), range, policy: policy, expectedGeneration: self.generation)
+                try await $0.punchHole(InodeID(rawValue: self.inode), range, policy: policy, expectedGeneration: self.change.generation)
             }
         }
         showChange(change, self.connection.output)

@@ -61,7 +61,7 @@ struct Serve: AsyncParsableCommand {
         }
         func duration(_ flag: String?, _ key: String) throws -> Duration? {
             guard let text = value(flag, key) else { return nil }
-            guard let parsed = DurationText.parse(text) else { throw ValidationError("\(key): '\(text)' is not a duration (e.g. 250ms, 10s, 5m)") }
+            guard let parsed = Duration(text: text) else { throw ValidationError("\(key): '\(text)' is not a duration (e.g. 250ms, 10s, 5m)") }
             return parsed
         }
         func number<T: LosslessStringConvertible>(_ flag: T?, _ key: String) throws -> T? {
@@ -164,7 +164,7 @@ struct Certs: ParsableCommand {
         @Option(help: "Validity (default 365 days), e.g. 30d is written 720h.") var validity: String = "8760h"
 
         func run() throws {
-            guard let validity = DurationText.parse(self.validity) else { throw ValidationError("validity: '\(self.validity)' is not a duration") }
+            guard let validity = Duration(text: self.validity) else { throw ValidationError("validity: '\(self.validity)' is not a duration") }
             let paths = try TLSFiles(dataDirectory: self.dataDir).issueClient(self.name, validity: validity)
             print("certificate: \(paths.certificate)\nkey:         \(paths.key)")
         }
