@@ -4,6 +4,10 @@
 // listings are paged by id.
 
 extension Coordinator {
+    /// The figures of `leaseholdctl status`, read without a step (no timer runs): for
+    /// metrics sampled at scrape time.
+    public var volumeStatus: VolumeStatus { self.status() }
+
     func status() -> VolumeStatus {
         VolumeStatus(
             epoch: self.epoch,

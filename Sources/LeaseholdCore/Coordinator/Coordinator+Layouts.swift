@@ -212,11 +212,15 @@ extension Coordinator {
 
     mutating func newRecall(session: SessionID, inode: InodeID, target: RecallTarget) -> Recall {
         let id = RecallID(rawValue: self.nextID(\.lastRecall))
-        let recall = Recall(id: id, session: session, inode: inode, target: target, prolonged: false, deadline: self.now + self.configuration.recallTimeout)
+        let recall = Recall(
+            id: id, session: session, inode: inode, target: target, prolonged: false,
+            deadline: self.now + self.configuration.recallTimeout, sentAt: self.now
+        )
         self.recalls[id] = recall
         self.dirty.recalls.insert(id)
         self.timers.schedule(.recall(id), at: recall.deadline)
         self.emit(.recallSent(id, session: session, target: target))
+        self.step.effects.observations.recallsSent += 1
         return recall
     }
 
@@ -244,7 +248,12 @@ extension Coordinator {
             }
             self.poke(self.breaks[key]!.inode)
         }
-        if answered { self.emit(.recallAnswered(id)) }
+        if answered {
+            self.emit(.recallAnswered(id))
+            self.step.effects.observations.recallsAnswered.append(self.now - recall.sentAt)
+        } else {
+            self.step.effects.observations.recallsRevoked += 1
+        }
     }
 
     mutating func prolongRecall(_ id: RecallID, session: SessionID) throws(LeaseholdError) -> Response {

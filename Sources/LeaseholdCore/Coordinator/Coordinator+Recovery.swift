@@ -152,7 +152,8 @@ extension Coordinator {
                 inode: record.inode,
                 target: record.target,
                 prolonged: record.prolonged,
-                deadline: now + configuration.recallTimeout
+                deadline: now + configuration.recallTimeout,
+                sentAt: now
             )
             self.recalls[id] = recall
             self.timers.schedule(.recall(id), at: recall.deadline)

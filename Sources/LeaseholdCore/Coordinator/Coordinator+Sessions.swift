@@ -135,6 +135,7 @@ extension Coordinator {
     mutating func sessionTimerFired(_ id: SessionID) {
         guard let session = self.sessions[id] else { return }
         if self.now >= session.deadline {
+            self.step.effects.observations.expiryLateness.append(self.now - session.deadline)
             self.evict(id, reason: .expired)
             return
         }

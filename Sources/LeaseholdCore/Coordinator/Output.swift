@@ -42,6 +42,8 @@ public struct Effects: Hashable, Sendable {
     public var endedSessions: [SessionID] = []
     /// When `tick` must run next, if anything is scheduled.
     public var nextDeadline: Instant?
+    /// What the step measured, for the edge's metrics.
+    public var observations = Observations()
 
     public init() {}
 
@@ -50,6 +52,27 @@ public struct Effects: Hashable, Sendable {
     public var isQuiet: Bool {
         self.recalls.isEmpty && self.pushes.isEmpty && self.completions.isEmpty && self.fences.isEmpty && self.events.isEmpty
             && self.endedSessions.isEmpty
+    }
+}
+
+/// Figures a step measured for the edge's metrics: neither persisted nor sent, and
+/// empty for most steps. Durations are in the Coordinator's time.
+public struct Observations: Hashable, Sendable {
+    /// Recalls this step sent.
+    public var recallsSent = 0
+    /// For each recall answered in this step (returned, unpinned, or the grant given up
+    /// by closing the session): how long after it was sent.
+    public var recallsAnswered: [Duration] = []
+    /// Recalls that ended unanswered: their grant was revoked with the session.
+    public var recallsRevoked = 0
+    /// For each session this step expired: how long after its deadline (never negative:
+    /// expiry is never early).
+    public var expiryLateness: [Duration] = []
+
+    public init() {}
+
+    public var isEmpty: Bool {
+        self.recallsSent == 0 && self.recallsAnswered.isEmpty && self.recallsRevoked == 0 && self.expiryLateness.isEmpty
     }
 }
 

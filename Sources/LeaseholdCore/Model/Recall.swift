@@ -17,6 +17,9 @@ public struct Recall: Sendable, Equatable {
     public var prolonged: Bool
     /// Runtime only: when the grant is revoked unless answered (re-armed at recovery).
     public var deadline: Instant
+    /// Runtime only: when it was sent (at recovery, when it was sent again); for the
+    /// recall-latency metric.
+    public var sentAt: Instant
 
     public var record: RecallRecord {
         RecallRecord(id: self.id, session: self.session, inode: self.inode, target: self.target, prolonged: self.prolonged)
