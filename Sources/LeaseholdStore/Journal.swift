@@ -33,6 +33,18 @@ public final class Journal: Sendable {
         var afterCommit: (@Sendable () -> Void)?
     }
 
+    /// One committed transaction, as ``init(store:logger:onCommit:onFailure:)`` reports it.
+    public struct Commit: Sendable {
+        /// Change sets (steps) it made durable, barriers included.
+        public var changeSets: Int
+        /// Rows written.
+        public var rows: Int
+        /// From `BEGIN` to durable.
+        public var duration: Duration
+        /// The `COMMIT` alone: the WAL append and its fsync.
+        public var sync: Duration
+    }
+
     /// Figures for benchmarks and metrics.
     public struct Statistics: Sendable, Equatable {
         /// Transactions committed.
@@ -47,14 +59,23 @@ public final class Journal: Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     private let logger: Logger
     private let onFailure: @Sendable (any Error) -> Void
+    private let onCommit: (@Sendable (Commit) -> Void)?
 
     /// Starts the writer thread.
     /// - Parameters:
+    ///   - onCommit: called on the writer thread after each transaction (for metrics);
+    ///     it must not block.
     ///   - onFailure: called when a commit fails, before the process stops; the default
     ///     stops it with `fatalError` after logging.
-    public init(store: Store, logger: Logger = Logger(label: "leasehold.journal"), onFailure: (@Sendable (any Error) -> Void)? = nil) {
+    public init(
+        store: Store,
+        logger: Logger = Logger(label: "leasehold.journal"),
+        onCommit: (@Sendable (Commit) -> Void)? = nil,
+        onFailure: (@Sendable (any Error) -> Void)? = nil
+    ) {
         self.store = store
         self.logger = logger
+        self.onCommit = onCommit
         self.onFailure = onFailure ?? { error in
             fatalError("leasehold: a journal commit failed, stopping so that memory is never ahead of disk: \(error)")
         }
@@ -128,7 +149,12 @@ public final class Journal: Sendable {
             let sets = batch.map(\.changes).filter { !$0.isEmpty }
             if !sets.isEmpty {
                 do {
-                    try self.store.apply(sets)
+                    let start = ContinuousClock.now
+                    let sync = try self.store.apply(sets)
+                    if let onCommit = self.onCommit {
+                        let rows = sets.reduce(0) { $0 + $1.rows.count }
+                        onCommit(Commit(changeSets: batch.count, rows: rows, duration: ContinuousClock.now - start, sync: sync))
+                    }
                 } catch {
                     self.logger.critical(
                         "journal commit failed; stopping",

@@ -35,11 +35,23 @@ public final class Store: Sendable {
     }
 
     /// Applies change sets, in order, in one transaction: durable when it returns.
-    public func apply(_ changeSets: [ChangeSet]) throws {
-        try self.pool.write { db in
-            var writer = RowWriter(db: db)
-            for changes in changeSets {
-                for row in changes.rows { try writer.write(row) }
+    /// - Returns: how long the `COMMIT` took (appending to the WAL and its fsync).
+    @discardableResult
+    public func apply(_ changeSets: [ChangeSet]) throws -> Duration {
+        try self.pool.writeWithoutTransaction { db in
+            try db.execute(sql: "BEGIN IMMEDIATE")
+            do {
+                var writer = RowWriter(db: db)
+                for changes in changeSets {
+                    for row in changes.rows { try writer.write(row) }
+                }
+                let clock = ContinuousClock()
+                let start = clock.now
+                try db.execute(sql: "COMMIT")
+                return clock.now - start
+            } catch {
+                if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK") }
+                throw error
             }
         }
     }

@@ -11,9 +11,13 @@ struct JournalTests {
     @Test("change sets queued while a transaction commits share the next one; order is kept")
     func groupCommit() async throws {
         let store = try Store(path: try temporaryDatabase())
-        let journal = Journal(store: store)
+        let commits = Mutex<[Journal.Commit]>([])
+        let journal = Journal(store: store, onCommit: { commit in commits.withLock { $0.append(commit) } })
         var coordinator = Coordinator(configuration: Harness.configuration())
-        await journal.commit(coordinator.tick(at: .zero).effects.changes)
+        var rows = 0
+        let initial = coordinator.tick(at: .zero).effects.changes
+        rows += initial.rows.count
+        await journal.commit(initial)
         let caller = Caller(identity: "alice")
         let opened = coordinator.handle(
             Request(caller: caller, command: .openSession(name: "a", ttl: .seconds(300), slots: 1, secret: SessionSecret(high: 1, low: 2))),
@@ -23,6 +27,7 @@ struct JournalTests {
             Issue.record("open failed")
             return
         }
+        rows += opened.effects.changes.rows.count
         await journal.commit(opened.effects.changes)
         // 500 steps, each queued without waiting, then all awaited together.
         var sequences: [UInt64] = []
@@ -31,6 +36,7 @@ struct JournalTests {
                 Request(caller: caller, session: grant.session, tag: SlotTag(slot: 0, sequence: UInt64(sequence)), command: .createInode),
                 at: .zero
             )
+            rows += output.effects.changes.rows.count
             sequences.append(journal.enqueue(output.effects.changes))
         }
         await withTaskGroup(of: Void.self) { group in
@@ -39,6 +45,12 @@ struct JournalTests {
         let statistics = journal.statistics
         #expect(statistics.changeSets == 502)
         #expect(statistics.transactions < statistics.changeSets, "steps queued during a commit share a transaction")
+        // Each transaction was reported once, with its steps and rows.
+        let reported = commits.withLock { $0 }
+        #expect(UInt64(reported.count) == statistics.transactions)
+        #expect(reported.reduce(0) { $0 + $1.changeSets } == 502)
+        #expect(reported.reduce(0) { $0 + $1.rows } == rows)
+        #expect(reported.allSatisfy { $0.sync > .zero && $0.sync <= $0.duration })
         // The slot row ends with the last sequence: later rows won.
         let state = try store.load()
         #expect(state.slots[SlotKey(session: grant.session, slot: 0)]?.sequence == 500)
