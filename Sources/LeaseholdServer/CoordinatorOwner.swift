@@ -27,6 +27,8 @@ final class CoordinatorOwner: Sendable {
     struct Waiter {
         var connection: Connection
         var id: UInt64
+        /// The command's name, for the request metric.
+        var operation: String
     }
 
     struct State {
@@ -69,13 +71,15 @@ final class CoordinatorOwner: Sendable {
     let timerLoop: any EventLoop
     let logger: Logger
     let startedAt: Instant
+    let metrics: ServerMetrics?
 
-    init(coordinator: Coordinator, journal: Journal, timerLoop: any EventLoop, logger: Logger) {
+    init(coordinator: Coordinator, journal: Journal, timerLoop: any EventLoop, logger: Logger, metrics: ServerMetrics? = nil) {
         self.state = Mutex(State(coordinator: coordinator))
         self.journal = journal
         self.timerLoop = timerLoop
         self.logger = logger
         self.startedAt = Self.now()
+        self.metrics = metrics
     }
 
     /// The monotonic clock, as the Coordinator counts time.
@@ -91,14 +95,15 @@ final class CoordinatorOwner: Sendable {
 
     /// Runs one request from `connection` and releases its reply after the commit.
     func submit(_ body: WireRequestBody, id: UInt64, from connection: Connection) {
+        let operation = Self.operationName(body.command)
         self.state.withLock { state in
             if state.shuttingDown {
-                connection.reply(id, .failure(LeaseholdError(code: .unavailable, message: "the server is shutting down; retry after it restarts")))
+                self.answer(connection, id, operation, .failure(LeaseholdError(code: .unavailable, message: "the server is shutting down; retry after it restarts")))
                 return
             }
             if let session = body.session, Self.needsAttachedSession(body.command), state.sessionConnections[session] !== connection {
-                connection.reply(
-                    id,
+                self.answer(
+                    connection, id, operation,
                     .failure(.permissionDenied("session \(session) is not attached to this connection; resume it here first (resumeSession)"))
                 )
                 return
@@ -119,10 +124,12 @@ final class CoordinatorOwner: Sendable {
                 if case .success(.sessionOpened(let grant))? = output.reply {
                     self.attach(grant.session, to: connection, state: &state)
                 }
+                self.count(operation, output.reply)
                 self.collect(output, replyTo: (connection, id), state: &state, changes: &changes, releases: &releases)
             case .subscribeFences(let after):
                 let registered = state.coordinator.handle(Request(caller: connection.caller, command: .registerTarget), at: now)
                 guard case .success(.targetRegistered(let target))? = registered.reply else {
+                    self.count(operation, registered.reply)
                     self.collect(registered, replyTo: (connection, id), state: &state, changes: &changes, releases: &releases)
                     break
                 }
@@ -134,6 +141,7 @@ final class CoordinatorOwner: Sendable {
                 var response = WireResponse()
                 response.fenceSubscription.target = target.wire
                 response.fenceSubscription.fences = fences.map(\.wire)
+                self.metrics?.request(operation, result: "ok")
                 releases.append(.reply(connection, id, response))
             case .watchEvents(let after):
                 let output = state.coordinator.handle(
@@ -141,6 +149,7 @@ final class CoordinatorOwner: Sendable {
                     at: now
                 )
                 if case .success? = output.reply { state.eventWatchers[ObjectIdentifier(connection)] = connection }
+                self.count(operation, output.reply)
                 self.collect(output, replyTo: (connection, id), state: &state, changes: &changes, releases: &releases)
             case .core(let command):
                 let request = Request(caller: connection.caller, session: body.session, tag: body.tag, command: command)
@@ -148,8 +157,10 @@ final class CoordinatorOwner: Sendable {
                 // A renewal changes nothing durable and shows nothing that is not durable
                 // already (the session's existence was committed before its id was
                 // handed out): its reply needs no barrier behind the commits in flight.
-                if command == .keepAlive, case .success? = output.reply, output.effects.changes.isEmpty, output.effects.isQuiet {
-                    connection.reply(id, output.reply!)
+                if command == .keepAlive, case .success? = output.reply, output.effects.changes.isEmpty, output.effects.isQuiet,
+                    output.effects.observations.isEmpty
+                {
+                    self.answer(connection, id, operation, output.reply!)
                     self.schedule(output.effects.nextDeadline, state: &state)
                     return
                 }
@@ -159,11 +170,14 @@ final class CoordinatorOwner: Sendable {
                 case (_, nil):
                     // Pending: the reply comes with a later step's completion.
                     if let session = body.session, let tag = body.tag {
-                        state.waiters[WaitKey(session: session, slot: tag.slot, sequence: tag.sequence), default: []].append(Waiter(connection: connection, id: id))
+                        state.waiters[WaitKey(session: session, slot: tag.slot, sequence: tag.sequence), default: []].append(
+                            Waiter(connection: connection, id: id, operation: operation)
+                        )
                     }
                 default:
                     break
                 }
+                self.count(operation, output.reply)
                 guard let reply = output.reply, case .success = reply, command == .status || Self.isSessionListing(command) else {
                     self.collect(output, replyTo: (connection, id), state: &state, changes: &changes, releases: &releases)
                     break
@@ -183,6 +197,30 @@ final class CoordinatorOwner: Sendable {
                 releases.append(.reply(connection, id, response))
             }
             self.commit(changes, releases)
+        }
+    }
+
+    /// Answers at once (no barrier), counting the request.
+    func answer(_ connection: Connection, _ id: UInt64, _ operation: String, _ reply: Reply) {
+        self.metrics?.request(operation, reply)
+        connection.reply(id, reply)
+    }
+
+    /// Counts an answered request; a pending one (`nil`) is counted at its completion.
+    func count(_ operation: String, _ reply: Reply?) {
+        if let metrics = self.metrics, let reply { metrics.request(operation, reply) }
+    }
+
+    /// The request metric's `op` label.
+    static func operationName(_ command: WireCommand) -> String {
+        switch command {
+        case .core(let command): command.name
+        case .hello: "hello"
+        case .openSession: "openSession"
+        case .subscribeFences: "subscribeFences"
+        case .watchEvents: "watchEvents"
+        case .createSnapshot: "createSnapshot"
+        case .readSnapshot: "readSnapshot"
         }
     }
 
@@ -280,6 +318,7 @@ final class CoordinatorOwner: Sendable {
     ) {
         let effects = output.effects
         changes.rows.append(contentsOf: effects.changes.rows)
+        if let metrics = self.metrics, !effects.observations.isEmpty { metrics.record(effects.observations) }
         if let destination, let reply = output.reply {
             releases.append(.reply(destination.0, destination.1, reply.wire))
         }
@@ -289,6 +328,7 @@ final class CoordinatorOwner: Sendable {
         for completion in effects.completions {
             let key = WaitKey(session: completion.session, slot: completion.tag.slot, sequence: completion.tag.sequence)
             guard let waiters = state.waiters.removeValue(forKey: key) else { continue }
+            if let first = waiters.first { self.count(first.operation, completion.reply) }
             let response = completion.reply.wire
             for waiter in waiters { releases.append(.reply(waiter.connection, waiter.id, response)) }
         }
@@ -353,6 +393,13 @@ final class CoordinatorOwner: Sendable {
 
     /// Time since this server started.
     var uptime: Duration { Self.now() - self.startedAt }
+
+    /// Sets the metrics' gauges from the Coordinator, when the endpoint is scraped.
+    func sampleMetrics(connections: Int) {
+        guard let metrics = self.metrics else { return }
+        let (status, connected) = self.state.withLock { ($0.coordinator.volumeStatus, $0.sessionConnections.count) }
+        metrics.sample(status, connectedSessions: connected, connections: connections)
+    }
 
     func isConnected(_ session: SessionID) -> Bool {
         self.state.withLock { $0.sessionConnections[session] != nil }

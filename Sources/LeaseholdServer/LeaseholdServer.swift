@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Prometheus
 import ServiceLifecycle
 import Synchronization
 
@@ -35,16 +36,20 @@ public final class LeaseholdServer: Service, Sendable {
     let channels: ChannelRegistry
     let connectionCounter = Atomic<UInt64>(0)
     let snapshotCounter = Atomic<UInt64>(0)
+    let metricsEndpoint: MetricsEndpoint?
 
     /// The port the server listens on (useful when configured with port 0).
     public let localPort: Int
+    /// The port of the metrics endpoint, if one is configured.
+    public var metricsPort: Int? { self.metricsEndpoint?.localPort }
 
     private init(
         configuration: ServerConfiguration, logger: Logger, group: MultiThreadedEventLoopGroup, store: Store, journal: Journal,
         owner: CoordinatorOwner, serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, limits: ServerLimits,
-        channels: ChannelRegistry
+        channels: ChannelRegistry, metricsEndpoint: MetricsEndpoint?
     ) {
         self.channels = channels
+        self.metricsEndpoint = metricsEndpoint
         self.configuration = configuration
         self.logger = logger
         self.group = group
@@ -85,9 +90,18 @@ public final class LeaseholdServer: Service, Sendable {
                 "volume.blockSize": "\(coordinator.geometry.blockSize)", "volume.blockCount": "\(coordinator.geometry.blockCount)",
             ]
         )
-        let journal = Journal(store: store, logger: logger)
+        let registry = configuration.metrics.map { _ in PrometheusCollectorRegistry() }
+        let metrics = registry.map { registry in
+            var factory = PrometheusMetricsFactory(registry: registry)
+            factory.durationHistogramBuckets = ServerMetrics.durationBuckets
+            factory.valueHistogramBuckets = ServerMetrics.valueBuckets
+            return ServerMetrics(factory: factory)
+        }
+        var onCommit: (@Sendable (Journal.Commit) -> Void)?
+        if let metrics { onCommit = { commit in metrics.record(commit) } }
+        let journal = Journal(store: store, logger: logger, onCommit: onCommit)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: Swift.max(1, configuration.eventLoopThreads))
-        let owner = CoordinatorOwner(coordinator: coordinator, journal: journal, timerLoop: group.next(), logger: logger)
+        let owner = CoordinatorOwner(coordinator: coordinator, journal: journal, timerLoop: group.next(), logger: logger, metrics: metrics)
         let limits = ServerLimits(
             configuration: coordinator.configuration,
             geometry: coordinator.geometry,
@@ -97,7 +111,13 @@ public final class LeaseholdServer: Service, Sendable {
         let maxFrame = configuration.maxFrameBytes
         let channels = ChannelRegistry()
         let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+        var metricsEndpoint: MetricsEndpoint?
         do {
+            if let listener = configuration.metrics, let registry {
+                metricsEndpoint = try await MetricsEndpoint.bind(
+                    host: listener.host, port: listener.port, group: group, registry: registry, channels: channels
+                )
+            }
             serverChannel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -111,6 +131,7 @@ public final class LeaseholdServer: Service, Sendable {
                     }
                 }
         } catch {
+            metricsEndpoint?.close()
             journal.close()
             try? store.close()
             try? await group.shutdownGracefully()
@@ -118,10 +139,16 @@ public final class LeaseholdServer: Service, Sendable {
         }
         let server = LeaseholdServer(
             configuration: configuration, logger: logger, group: group, store: store, journal: journal, owner: owner,
-            serverChannel: serverChannel, limits: limits, channels: channels
+            serverChannel: serverChannel, limits: limits, channels: channels, metricsEndpoint: metricsEndpoint
         )
         owner.start()
         logger.notice("listening", metadata: ["server.host": "\(configuration.host)", "server.port": "\(server.localPort)"])
+        if let metricsEndpoint, let listener = configuration.metrics {
+            logger.notice(
+                "serving metrics",
+                metadata: ["metrics.host": "\(listener.host)", "metrics.port": "\(metricsEndpoint.localPort ?? listener.port)", "metrics.path": "/metrics"]
+            )
+        }
         return server
     }
 
@@ -141,6 +168,11 @@ public final class LeaseholdServer: Service, Sendable {
     public func run() async throws {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
+                if let endpoint = self.metricsEndpoint {
+                    group.addTask {
+                        await endpoint.run { self.owner.sampleMetrics(connections: self.connections.withLock { $0.count }) }
+                    }
+                }
                 try await self.serverChannel.executeThenClose { inbound in
                     for try await channel in inbound {
                         group.addTask { await self.serve(channel) }
@@ -148,6 +180,7 @@ public final class LeaseholdServer: Service, Sendable {
                 }
                 // No longer accepting: answer what waits, let commits finish, close.
                 self.logger.notice("shutting down: answering in-flight requests")
+                self.metricsEndpoint?.close()
                 await self.owner.shutDown()
                 let open = self.connections.withLock { Array($0.values) }
                 for connection in open { connection.close(.shuttingDown, "the server is shutting down") }

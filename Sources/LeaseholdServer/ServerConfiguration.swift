@@ -27,8 +27,23 @@ public struct ServerConfiguration: Sendable {
     public var maxQueuedFramesPerConnection: Int = 65_536
     /// Event loop threads (NIO); the Coordinator's owner and the journal have their own.
     public var eventLoopThreads: Int = System.coreCount
+    /// Where to serve Prometheus metrics (plain HTTP, `GET /metrics`); `nil`, the
+    /// default, serves none and records none.
+    public var metrics: MetricsListener?
 
     public init() {}
+
+    /// The address of the metrics endpoint; port 0 picks a free one (see
+    /// ``LeaseholdServer/metricsPort``).
+    public struct MetricsListener: Sendable, Hashable {
+        public var host: String
+        public var port: Int
+
+        public init(host: String = "127.0.0.1", port: Int = 9420) {
+            self.host = host
+            self.port = port
+        }
+    }
 
     /// Paths of configured certificates (PEM).
     public struct TLSPaths: Sendable, Hashable {

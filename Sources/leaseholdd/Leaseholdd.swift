@@ -47,6 +47,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Unanswered requests allowed per connection (default 1024).") var maxInFlight: Int?
     @Option(help: "Event loop threads (default: the number of cores).") var eventLoopThreads: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
+    @Option(help: "Serve Prometheus metrics over plain HTTP at host:port/metrics (default: off), e.g. 127.0.0.1:9420.")
+    var metrics: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -63,6 +65,13 @@ struct Serve: AsyncParsableCommand {
             guard let text = value(flag, key) else { return nil }
             guard let parsed = Duration(text: text) else { throw ValidationError("\(key): '\(text)' is not a duration (e.g. 250ms, 10s, 5m)") }
             return parsed
+        }
+        func address(_ flag: String?, _ key: String) throws -> (host: String, port: Int)? {
+            guard let text = value(flag, key) else { return nil }
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
+                throw ValidationError("\(key): '\(text)' is not host:port")
+            }
+            return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
         }
         func number<T: LosslessStringConvertible>(_ flag: T?, _ key: String) throws -> T? {
             if let flag { return flag }
@@ -82,12 +91,12 @@ struct Serve: AsyncParsableCommand {
 
         var configuration = ServerConfiguration()
         if let dataDir = value(self.dataDir, "data-dir") { configuration.dataDirectory = dataDir }
-        if let listen = value(self.listen, "listen") {
-            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65_535).contains(port) else {
-                throw ValidationError("listen: '\(listen)' is not host:port")
-            }
-            configuration.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-            configuration.port = port
+        if let listen = try address(self.listen, "listen") {
+            configuration.host = listen.host
+            configuration.port = listen.port
+        }
+        if let metrics = try address(self.metrics, "metrics") {
+            configuration.metrics = ServerConfiguration.MetricsListener(host: metrics.host, port: metrics.port)
         }
         var coordinator = CoordinatorConfiguration()
         let blockSize = try number(self.blockSize, "block-size") ?? VolumeGeometry.default.blockSize
