@@ -12,6 +12,8 @@ struct Driver: Sendable {
     let warmUp: Duration
     let measured: Duration
     let limit: Int?
+    /// The TTL sessions are opened with.
+    var ttl: Duration = .seconds(30)
 
     func openSessions() async throws -> [LeaseholdSession] {
         try await withThrowingTaskGroup(of: [LeaseholdSession].self) { group in
@@ -19,7 +21,7 @@ struct Driver: Sendable {
                 group.addTask {
                     var sessions: [LeaseholdSession] = []
                     for index in 0..<self.sessionsPerConnection {
-                        sessions.append(try await client.openSession(name: "bench-\(index)", ttl: .seconds(30), slots: Swift.max(self.inFlight, 1)))
+                        sessions.append(try await client.openSession(name: "bench-\(index)", ttl: self.ttl, slots: Swift.max(self.inFlight, 1)))
                     }
                     return sessions
                 }
@@ -198,6 +200,57 @@ struct Driver: Sendable {
         let (recorder, elapsed) = await self.drive(operations, progress: progress)
         report.record(recorder, elapsed: elapsed, errors: progress.errors.load(ordering: .relaxed))
         report.notes += await storm.value
+        for session in sessions { _ = try? await session.close() }
+    }
+}
+
+extension Driver {
+    // MARK: - session-hold
+
+    /// Opens every session (connections × sessions) with TTL `ttl` and leaves their
+    /// renewal to the client library (a keepalive every TTL/3) through the warm-up and the
+    /// measured period. Once a second it counts the sessions the client sees in jeopardy
+    /// or ended, and the sessions the server holds. A session that ends, or that the server
+    /// drops, while its client kept renewing it is a spurious expiry.
+    func sessionHold(admin: LeaseholdClient, into report: inout Report) async throws {
+        let opening = ContinuousClock.now
+        let sessions = try await self.openSessions()
+        let openTime = ContinuousClock.now - opening
+        let expected = try await admin.status().volume.sessions
+        let start = ContinuousClock.now
+        let end = start + self.warmUp + self.measured
+        var peakJeopardy = 0
+        var ended = 0
+        var fewestOnServer = Int.max
+        var second = 0
+        while ContinuousClock.now < end {
+            try await Task.sleep(until: start + .seconds(second + 1), clock: .continuous)
+            second += 1
+            var jeopardy = 0
+            ended = 0
+            for session in sessions {
+                switch session.leaseState {
+                case .jeopardy: jeopardy += 1
+                case .ended: ended += 1
+                case .active: break
+                }
+            }
+            let onServer = try await admin.status().volume.sessions
+            peakJeopardy = Swift.max(peakJeopardy, jeopardy)
+            fewestOnServer = Swift.min(fewestOnServer, onServer)
+            FileHandle.standardError.write(
+                Data("\rt=\(second)s: \(onServer) sessions on the server, \(jeopardy) in jeopardy, \(ended) ended   ".utf8)
+            )
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        let held = Double((end - start).nanosecondsValue) / 1e9
+        report.seconds = held
+        report.errors = ended
+        report.notes += [
+            "\(sessions.count) sessions with TTL \(self.ttl) opened in \(String(format: "%.1f", Double(openTime.nanosecondsValue) / 1e9)) s, held \(String(format: "%.0f", held)) s; the client library renews each every TTL/3: \(String(format: "%.0f", Double(sessions.count) * 3 / (Double(self.ttl.nanosecondsValue) / 1e9))) keepalives/s",
+            "spurious expiries: \(ended) sessions ended on the client; the server held \(fewestOnServer) of \(expected) at its lowest",
+            "peak sessions in jeopardy (no successful renewal for TTL minus the jeopardy margin, as the client sees it): \(peakJeopardy)",
+        ]
         for session in sessions { _ = try? await session.close() }
     }
 }

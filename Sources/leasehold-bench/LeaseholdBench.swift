@@ -18,7 +18,7 @@ struct LeaseholdBench: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "pin-unpin, allocate-truncate, layout-get-return, keepalive-flood, recall-storm, expiry-storm or mixed.")
+    @Argument(help: "pin-unpin, allocate-truncate, layout-get-return, keepalive-flood, recall-storm, expiry-storm, mixed or session-hold.")
     var workload: String
     @Option(help: "Client connections.") var connections: Int = 64
     @Option(help: "Sessions per connection.") var sessions: Int = 1
@@ -30,6 +30,7 @@ struct LeaseholdBench: AsyncParsableCommand {
     @Option(help: "Data directory whose development certificates to use (with --endpoint).") var dataDir: String = "./leasehold-data"
     @Option(help: "Where a started server keeps its data directory (the disk of the fsync baseline).") var scratch: String?
     @Option(help: "expiry-storm: sessions left to expire at once.") var expiringSessions: Int = 10_000
+    @Option(help: "Session TTL (session-hold: renewed every TTL/3 by the client library).") var ttl: String = "30s"
     @Option(help: "Write the result as JSON to this file ('-' for standard output).") var json: String?
     @Option(help: "Write latency over time (per second) as CSV to this file.") var csv: String?
     @Flag(help: "Skip the fsync and TCP echo baselines.") var noBaselines = false
@@ -68,8 +69,11 @@ struct LeaseholdBench: AsyncParsableCommand {
         for _ in 0..<self.connections { clients.append(try await LeaseholdClient.connect(configuration, logger: logger)) }
         defer { for client in clients { client.close() } }
 
-        let driver = Driver(clients: clients, sessionsPerConnection: self.sessions, inFlight: self.inFlight, warmUp: warmUp, measured: measured, limit: self.operations)
+        var driver = Driver(clients: clients, sessionsPerConnection: self.sessions, inFlight: self.inFlight, warmUp: warmUp, measured: measured, limit: self.operations)
+        driver.ttl = try parseDuration(self.ttl)
         switch workload {
+        case .sessionHold:
+            try await driver.sessionHold(admin: clients[0], into: &report)
         case .recallStorm:
             try await driver.recallStorm(into: &report)
         case .expiryStorm:

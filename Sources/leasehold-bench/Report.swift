@@ -46,7 +46,9 @@ struct Report {
 
     func print() {
         Swift.print("workload \(self.workload): \(self.connections) connections × \(self.sessions) sessions × \(self.inFlight) in flight")
-        Swift.print(String(format: "%llu operations in %.2f s: %.0f ops/s, %d errors", self.operations, self.seconds, self.rate, self.errors))
+        if self.latency != nil {
+            Swift.print(String(format: "%llu operations in %.2f s: %.0f ops/s, %d errors", self.operations, self.seconds, self.rate, self.errors))
+        }
         Swift.print("latency (µs)           p50       p90       p99       p99.9     max")
         for line in [self.row(self.workload, self.latency), self.row("recall pushed", self.recall), self.row("raw 4 KiB write+fsync", self.fsync), self.row("loopback TCP echo", self.echo)] {
             if let line { Swift.print(line) }

@@ -29,6 +29,9 @@ enum Workload: String, CaseIterable, Sendable {
     case expiryStorm = "expiry-storm"
     /// A random mix of pins, unpins, allocations, truncates, layouts and keepalives.
     case mixed
+    /// Many sessions renewed only by the client library's keepalives, checked for spurious
+    /// expiries.
+    case sessionHold = "session-hold"
 
     static let block: UInt64 = 4_096
 
@@ -104,8 +107,8 @@ enum Workload: String, CaseIterable, Sendable {
                     _ = try await session.keepAlive()
                 }
             }
-        case .recallStorm:
-            preconditionFailure("recall-storm has its own driver")
+        case .recallStorm, .sessionHold:
+            preconditionFailure("\(self.rawValue) has its own driver")
         }
     }
 }
