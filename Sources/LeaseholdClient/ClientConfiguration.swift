@@ -1,6 +1,8 @@
 import Foundation
 import LeaseholdCertificates
 import LeaseholdWire
+import NIOCore
+import NIOPosix
 
 /// How to reach a Leasehold server and who to be.
 public struct ClientConfiguration: Sendable {
@@ -24,6 +26,11 @@ public struct ClientConfiguration: Sendable {
     /// Safety margin of the local lease deadline: the application is told to stop DMA
     /// (jeopardy) at `last renewal sent + TTL - margin`; `nil` uses max(TTL / 10, 100 ms).
     public var jeopardyMargin: Duration?
+    /// The event loops the connection runs on. The default is NIO's shared
+    /// `MultiThreadedEventLoopGroup.singleton` (one thread per core), so that many clients
+    /// in one process share threads instead of starting one each; the client never shuts
+    /// down a group it was given.
+    public var eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
 
     /// A configuration with explicit certificate paths.
     public init(host: String = "127.0.0.1", port: Int = 7420, certificatePath: String, keyPath: String, caPath: String) {

@@ -68,11 +68,11 @@ final class ClientConnection: Sendable {
 
     let configuration: ClientConfiguration
     let sslContext: NIOSSLContext
-    let group: MultiThreadedEventLoopGroup
+    let group: any EventLoopGroup
     let logger: Logger
     let state = Mutex(State())
 
-    private init(configuration: ClientConfiguration, sslContext: NIOSSLContext, group: MultiThreadedEventLoopGroup, logger: Logger) {
+    private init(configuration: ClientConfiguration, sslContext: NIOSSLContext, group: any EventLoopGroup, logger: Logger) {
         self.configuration = configuration
         self.sslContext = sslContext
         self.group = group
@@ -93,19 +93,17 @@ final class ClientConnection: Sendable {
             )
         }
         let context = try NIOSSLContext(configuration: tls)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let connection = ClientConnection(configuration: configuration, sslContext: context, group: group, logger: logger)
+        let connection = ClientConnection(configuration: configuration, sslContext: context, group: configuration.eventLoopGroup, logger: logger)
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
         do {
             channel = try await connection.connect()
         } catch {
-            try? await group.shutdownGracefully()
             throw LeaseholdError(code: .unavailable, message: "cannot connect to \(configuration.host):\(configuration.port): \(error)")
         }
         do {
             try await connection.start(with: channel)
         } catch {
-            // The background task sees the closed state and stops the event loop.
+            // The background task sees the closed state and stops.
             connection.close()
             if let error = error as? LeaseholdError { throw error }
             throw LeaseholdError(code: .unavailable, message: "the TLS handshake or Hello with \(configuration.host):\(configuration.port) failed: \(error)")
@@ -175,7 +173,6 @@ final class ClientConnection: Sendable {
                 backoff = Swift.min(backoff * 2, self.configuration.reconnectBackoff.maximum)
             }
         }
-        try? await self.group.shutdownGracefully()
     }
 
     /// Runs one channel: hello, resume, then read until it closes.

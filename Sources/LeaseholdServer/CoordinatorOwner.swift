@@ -101,7 +101,11 @@ final class CoordinatorOwner: Sendable {
                 self.answer(connection, id, operation, .failure(LeaseholdError(code: .unavailable, message: "the server is shutting down; retry after it restarts")))
                 return
             }
-            if let session = body.session, Self.needsAttachedSession(body.command), state.sessionConnections[session] !== connection {
+            // A live session answers only on the connection it is attached to; one that
+            // ended is left to the Coordinator, which says why (sessionExpired, fenced).
+            if let session = body.session, Self.needsAttachedSession(body.command), state.sessionConnections[session] !== connection,
+                state.coordinator.isLive(session)
+            {
                 self.answer(
                     connection, id, operation,
                     .failure(.permissionDenied("session \(session) is not attached to this connection; resume it here first (resumeSession)"))

@@ -9,11 +9,14 @@ import Testing
 @Suite("Randomized simulation")
 struct SimulationTests {
     @Test("random sessions and operations keep every invariant", arguments: TestSeed.seeds(default: [101, 202, 303, 404]))
-    func simulation(seed: UInt64) {
+    func simulation(seed: UInt64) async throws {
         let steps = TestSeed.steps(default: 25_000)
         print(TestSeed.replayHint(seed: seed, test: "SimulationTests"))
-        var simulation = Simulation(seed: seed)
-        simulation.run(steps: steps)
+        let simulation = try await onOwnThread {
+            var simulation = Simulation(seed: seed)
+            simulation.run(steps: steps)
+            return simulation
+        }
         print("seed \(seed) outcomes: \(simulation.outcomes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
         #expect(
             simulation.problems.isEmpty,

@@ -60,6 +60,32 @@ struct ProtocolErrorTests {
         }
     }
 
+    @Test("a request in a session that expired is answered sessionExpired, not 'not attached', and the connection stays")
+    func requestInAnExpiredSession() async throws {
+        let cluster = try await TestCluster.start()
+        let raw = try await RawConnection(cluster: cluster, identity: "admin")
+        try await raw.hello()
+        var open = WireRequest()
+        open.openSession.name = "lapses"
+        open.openSession.ttlNanos = 100_000_000
+        try await raw.send(EnvelopeCodec.request(id: 2, open))
+        let opened = try #require(try await raw.response(to: 2))
+        let session = opened.sessionOpened.session
+        #expect(session != 0)
+        let admin = try await cluster.client()
+        try await eventually("the session expires") { try await admin.status().volume.sessions == 0 }
+        var keepAlive = WireRequest()
+        keepAlive.session = session
+        keepAlive.keepAlive = Leasehold_V1_KeepAlive()
+        try await raw.send(EnvelopeCodec.request(id: 3, keepAlive))
+        let answer = try #require(try await raw.response(to: 3))
+        #expect(LeaseholdError(wire: answer.error).code == .sessionExpired, "\(answer.error.message)")
+        #expect(!raw.closed)
+        admin.close()
+        await raw.close()
+        try await cluster.stop()
+    }
+
     @Test("a request without a command this server knows is answered with protocolError, then closed")
     func unknownMessage() async throws {
         try await self.probe { raw in

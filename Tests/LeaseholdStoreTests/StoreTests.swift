@@ -54,25 +54,33 @@ struct StoreTests {
 
     @Test("every step of the simulation persisted and reloaded equals the Coordinator's rows, field by field",
           arguments: TestSeed.seeds(default: [21, 22, 23, 24, 25, 26]))
-    func roundTrip(seed: UInt64) throws {
+    func roundTrip(seed: UInt64) async throws {
         print(TestSeed.replayHint(seed: seed, test: "StoreTests"))
         let path = try temporaryDatabase()
-        let store = try Store(path: path)
-        var simulation = Simulation(seed: seed)
-        simulation.keepsChanges = true
-        try store.apply([simulation.harness.persisted.changeSet])
-        for round in 0..<20 {
-            for _ in 0..<100 {
-                simulation.step()
-                try store.apply(simulation.takeChanges())
+        // CPU-bound: off the cooperative pool (see onOwnThread); problems come back as text.
+        let problems = try await onOwnThread { () throws -> [String] in
+            let store = try Store(path: path)
+            var simulation = Simulation(seed: seed)
+            simulation.keepsChanges = true
+            try store.apply([simulation.harness.persisted.changeSet])
+            var problems: [String] = []
+            for round in 0..<20 {
+                for _ in 0..<100 {
+                    simulation.step()
+                    try store.apply(simulation.takeChanges())
+                }
+                problems += simulation.problems.prefix(3).map { "round \(round): \($0)" }
+                let loaded = try store.load()
+                let expected = simulation.harness.coordinator.persistentState()
+                problems += loaded.differences(from: expected).map { "round \(round): reloaded rows differ: \($0)" }
+                let restored = try Coordinator(restoring: loaded, configuration: Simulation.configuration(), at: .zero)
+                problems += InvariantChecker.check(restored).map { "round \(round): restored state violates \($0)" }
+                if !problems.isEmpty { break }
             }
-            #expect(simulation.problems.isEmpty, "seed \(seed): \(simulation.problems.prefix(3))")
-            let loaded = try store.load()
-            let expected = simulation.harness.coordinator.persistentState()
-            #expect(loaded.differences(from: expected) == [], "seed \(seed) round \(round)")
-            let restored = try Coordinator(restoring: loaded, configuration: Simulation.configuration(), at: .zero)
-            #expect(InvariantChecker.check(restored).isEmpty)
+            try store.close()
+            return problems
         }
+        #expect(problems.isEmpty, "seed \(seed): \(problems.prefix(5).joined(separator: "\n"))")
     }
 
     @Test("an online snapshot taken while writes go on opens as a data directory with a consistent state")

@@ -88,6 +88,8 @@ public struct Coordinator: Sendable {
     public var currentInstant: Instant { self.now }
     /// The last value handed out of every counter.
     public var currentCounters: Counters { self.counters }
+    /// Whether `session` is live (not closed, expired or evicted), without a step.
+    public func isLive(_ session: SessionID) -> Bool { self.sessions[session] != nil }
 
     // MARK: - Inputs
 
