@@ -37,7 +37,9 @@ extension ConnectionListener {
 /// ordinary requests through again. `close` ends it for good.
 final class ClientConnection: Sendable {
     struct Link: Sendable {
-        let writer: NIOAsyncChannelOutboundWriter<ByteBuffer>
+        /// Requests wait here for the connection's writer task, which sends everything
+        /// queued at once as one batch.
+        let outbox: Outbox
         let channel: any Channel
         let generation: UInt64
     }
@@ -65,6 +67,10 @@ final class ClientConnection: Sendable {
         /// Test hook: do not reconnect while set.
         var holdReconnects = false
     }
+
+    /// Requests queued for the writer before the connection counts as stuck and is cut
+    /// (and reconnected): far above any number of requests in flight.
+    static let maxQueuedRequests = 65_536
 
     let configuration: ClientConfiguration
     let sslContext: NIOSSLContext
@@ -195,22 +201,38 @@ final class ClientConnection: Sendable {
                 if case .error(let error)? = response.result { throw LeaseholdError(wire: error) }
                 guard case .helloOk(let ok)? = response.result else { throw LeaseholdError.protocolError("the server answered Hello with something else") }
                 let hello = ServerHello(wire: ok)
+                let outbox = Outbox(limit: Self.maxQueuedRequests)
+                let underlying = channel.channel
+                outbox.onOverflow { underlying.close(promise: nil) }
                 let link = self.state.withLock { state -> Link in
                     state.generation += 1
                     state.hello = hello
                     state.lastClosing = nil
-                    let link = Link(writer: outbound, channel: channel.channel, generation: state.generation)
+                    let link = Link(outbox: outbox, channel: underlying, generation: state.generation)
                     state.phase = .resuming(link)
                     return link
                 }
                 handshake.yield(.success(()))
                 handshake.finish()
                 try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        while let batch = await outbox.next() {
+                            do {
+                                try await outbound.write(contentsOf: batch)
+                            } catch {
+                                underlying.close(promise: nil)
+                                break
+                            }
+                        }
+                    }
                     group.addTask { await self.resumeListeners(link: link, epoch: hello.epoch) }
+                    defer {
+                        outbox.finish()
+                        group.cancelAll()
+                    }
                     while let frame = try await frames.next() {
                         self.dispatch(frame)
                     }
-                    group.cancelAll()
                 }
             }
         } catch {
@@ -370,9 +392,7 @@ final class ClientConnection: Sendable {
             promise.fail(ConnectionLost())
             throw ConnectionLost()
         }
-        do {
-            try await link.writer.write(EnvelopeCodec.encode(EnvelopeCodec.request(id: id, request), allocator: link.channel.allocator))
-        } catch {
+        if !link.outbox.send(EnvelopeCodec.encode(EnvelopeCodec.request(id: id, request), allocator: link.channel.allocator)) {
             let registered = self.state.withLock { $0.pending.removeValue(forKey: id) }
             registered?.promise.fail(ConnectionLost())
         }

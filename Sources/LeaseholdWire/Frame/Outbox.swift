@@ -1,17 +1,18 @@
 import NIOCore
 import Synchronization
 
-/// The frames waiting to be written to one connection.
+/// The frames waiting to be written to one connection, on either side.
 ///
-/// Lifecycle: any thread `send`s encoded frames (the journal's writer thread after a
-/// commit, the Coordinator's owner for recalls, the connection's own task for handshake
-/// and protocol errors); the connection's writer task takes everything queued in one
-/// `next()` and writes it as one batch, so replies released by one commit leave in one
-/// flush. `finish()` lets the writer drain what is queued and stop. A connection that
-/// lets more than `limit` frames pile up is a slow consumer: further sends are dropped
-/// and `onOverflow` runs once (the server closes it; its sessions can resume elsewhere
-/// and get their pushes replayed).
-final class Outbox: Sendable {
+/// Lifecycle: any thread `send`s encoded frames (on the server: the journal's writer
+/// thread after a commit, the Coordinator's owner for recalls, the connection's own task
+/// for handshake and protocol errors; on the client: every task making a request); the
+/// connection's writer task takes everything queued in one `next()` and writes it as one
+/// batch, so frames queued together leave in one TLS write and one system call (replies
+/// released by one commit; requests of workers woken by one read). `finish()` lets the
+/// writer drain what is queued and stop. A connection that lets more than `limit` frames
+/// pile up is a slow consumer: further sends are dropped and `onOverflow` runs once (the
+/// server closes it; its sessions can resume elsewhere and get their pushes replayed).
+public final class Outbox: Sendable {
     private struct State {
         var frames: [ByteBuffer] = []
         var waiter: CheckedContinuation<[ByteBuffer]?, Never>?
@@ -20,16 +21,16 @@ final class Outbox: Sendable {
     }
 
     private let state = Mutex(State())
-    let limit: Int
+    public let limit: Int
 
-    init(limit: Int) {
+    public init(limit: Int) {
         self.limit = limit
     }
 
     /// Queues a frame payload.
     /// - Returns: `false` when the outbox is finished or overflowed (the frame is dropped).
     @discardableResult
-    func send(_ frame: ByteBuffer) -> Bool {
+    public func send(_ frame: ByteBuffer) -> Bool {
         let (accepted, waiter, overflow) = self.state.withLock { state -> (Bool, CheckedContinuation<[ByteBuffer]?, Never>?, Bool) in
             guard !state.finished && !state.overflowed else { return (false, nil, false) }
             if let waiter = state.waiter {
@@ -52,7 +53,7 @@ final class Outbox: Sendable {
     /// Called once when the limit is passed.
     private let overflowHandler = Mutex<(@Sendable () -> Void)?>(nil)
 
-    func onOverflow(_ handler: @escaping @Sendable () -> Void) {
+    public func onOverflow(_ handler: @escaping @Sendable () -> Void) {
         self.overflowHandler.withLock { $0 = handler }
     }
 
@@ -62,7 +63,7 @@ final class Outbox: Sendable {
     }
 
     /// No more frames will be accepted; the writer drains what is queued.
-    func finish() {
+    public func finish() {
         let waiter = self.state.withLock { state -> CheckedContinuation<[ByteBuffer]?, Never>? in
             state.finished = true
             defer { state.waiter = nil }
@@ -73,7 +74,7 @@ final class Outbox: Sendable {
 
     /// Everything queued, waiting when nothing is; `nil` once finished and drained (or
     /// overflowed). One consumer only.
-    func next() async -> [ByteBuffer]? {
+    public func next() async -> [ByteBuffer]? {
         await withCheckedContinuation { (continuation: CheckedContinuation<[ByteBuffer]?, Never>) in
             let ready = self.state.withLock { state -> [ByteBuffer]?? in
                 if state.overflowed { return .some(nil) }
