@@ -26,6 +26,16 @@ public struct CoordinatorConfiguration: Hashable, Sendable {
     public var maxNameLength: Int = 256
     /// Most byte ranges in one pin, layoutGet, layoutReturn or layoutCommit.
     public var maxRangesPerRequest: Int = 1_024
+    /// Most due timers (expiries, recall deadlines, release delays, wait timeouts) one
+    /// `tick` fires; the rest stay due, `nextDeadline` stays in the past, and the edge
+    /// runs the next tick (leaseholdd paces those ticks). A storm of 10,000 expiries then
+    /// goes in slices that other requests interleave with, instead of one step and one
+    /// commit that hold everything up. A timer that fires a little later is always the
+    /// safe side: a session, pin or busy extent lives slightly longer, never shorter.
+    public var maxTimersPerStep: Int = 256
+    /// Most due timers a request's step fires on its way (0: requests leave them all to
+    /// ticks, so that a storm cannot be drained through the requests either).
+    public var maxTimersPerRequest: Int = 0
     public var quotas = Quotas()
 
     public init() {}

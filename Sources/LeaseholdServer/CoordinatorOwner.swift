@@ -72,8 +72,14 @@ final class CoordinatorOwner: Sendable {
     let logger: Logger
     let startedAt: Instant
     let metrics: ServerMetrics?
+    /// Time between ticks while timers are left due (see `tick`).
+    let tickPacing: Duration
 
-    init(coordinator: Coordinator, journal: Journal, timerLoop: any EventLoop, logger: Logger, metrics: ServerMetrics? = nil) {
+    init(
+        coordinator: Coordinator, journal: Journal, timerLoop: any EventLoop, logger: Logger, metrics: ServerMetrics? = nil,
+        tickPacing: Duration = .milliseconds(10)
+    ) {
+        self.tickPacing = tickPacing
         self.state = Mutex(State(coordinator: coordinator))
         self.journal = journal
         self.timerLoop = timerLoop
@@ -247,11 +253,19 @@ final class CoordinatorOwner: Sendable {
         self.state.withLock { state in
             state.scheduledTick = nil
             guard !state.shuttingDown else { return }
-            let output = state.coordinator.tick(at: Self.now())
+            let now = Self.now()
+            let output = state.coordinator.tick(at: now)
             var changes = ChangeSet()
             var releases: [Release] = []
             self.collect(output, replyTo: nil, state: &state, changes: &changes, releases: &releases)
             self.commit(changes, releases)
+            // A storm is fired in slices of maxTimersPerStep, one slice per `tickPacing`,
+            // so that its commits leave room for everyone else's.
+            if !state.coordinator.isSettled, let scheduled = state.scheduledTick, scheduled.at <= now {
+                scheduled.task.cancel()
+                state.scheduledTick = nil
+                self.schedule(now + self.tickPacing, state: &state)
+            }
         }
     }
 
@@ -259,7 +273,9 @@ final class CoordinatorOwner: Sendable {
     func schedule(_ deadline: Instant?, state: inout State) {
         guard let deadline, !state.shuttingDown else { return }
         if let scheduled = state.scheduledTick {
-            if scheduled.at <= deadline { return }
+            // While a storm is being paced, a request's step does not pull the next
+            // slice forward.
+            if scheduled.at <= deadline || !state.coordinator.isSettled { return }
             scheduled.task.cancel()
         }
         let task = self.timerLoop.scheduleTask(deadline: NIODeadline.uptimeNanoseconds(deadline.nanoseconds)) { [self] in

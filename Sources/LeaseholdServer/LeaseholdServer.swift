@@ -101,7 +101,10 @@ public final class LeaseholdServer: Service, Sendable {
         if let metrics { onCommit = { commit in metrics.record(commit) } }
         let journal = Journal(store: store, logger: logger, onCommit: onCommit)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: Swift.max(1, configuration.eventLoopThreads))
-        let owner = CoordinatorOwner(coordinator: coordinator, journal: journal, timerLoop: group.next(), logger: logger, metrics: metrics)
+        let owner = CoordinatorOwner(
+            coordinator: coordinator, journal: journal, timerLoop: group.next(), logger: logger, metrics: metrics,
+            tickPacing: configuration.tickPacing
+        )
         let limits = ServerLimits(
             configuration: coordinator.configuration,
             geometry: coordinator.geometry,

@@ -53,6 +53,9 @@ public final class Journal: Sendable {
         public var changeSets: UInt64
     }
 
+    /// Rows above which a transaction takes no further change sets.
+    static let maxRowsPerTransaction = 4_096
+
     private let store: Store
     private let state = Mutex(State())
     private let wakeUp = DispatchSemaphore(value: 0)
@@ -137,8 +140,19 @@ public final class Journal: Sendable {
     private func writerLoop() {
         while true {
             let (batch, stopping) = self.state.withLock { state -> ([Entry], Bool) in
-                let batch = state.queue
-                state.queue.removeAll(keepingCapacity: true)
+                // Everything queued, up to `maxRowsPerTransaction` rows (at least one
+                // change set): a burst of big steps (an expiry storm) commits in slices,
+                // and the replies of the steps in each slice leave without waiting for
+                // the whole burst.
+                var rows = 0
+                var taken = 0
+                while taken < state.queue.count {
+                    rows += state.queue[taken].changes.rows.count
+                    taken += 1
+                    if rows >= Self.maxRowsPerTransaction { break }
+                }
+                let batch = Array(state.queue[..<taken])
+                state.queue.removeFirst(taken)
                 return (batch, state.stopping)
             }
             if batch.isEmpty {

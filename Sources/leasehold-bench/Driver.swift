@@ -147,61 +147,86 @@ struct Driver: Sendable {
 
     // MARK: - expiry-storm
 
-    /// pin-unpin on every connection; a third of the way into the measured period,
-    /// `count` sessions opened on another connection are abandoned at once (connection
-    /// closed, no keepalive) and expire together. Reports how fast and how late they
-    /// expire (as `status` sees them) and pin-unpin p99 before and during the storm.
+    /// pin-unpin on every connection while `count` sessions expire together a third of
+    /// the way into the measured period. They are opened on another connection before the
+    /// run, each with the TTL that makes its deadline that one instant, and never renewed
+    /// (their connection is closed), so the storm is expirations alone, not the opening.
+    /// Reports how fast they went (as `status` sees it) and the pin-unpin p99 of the
+    /// seconds before the storm against the seconds it lasted.
     func expiryStorm(sessions count: Int, on expiring: LeaseholdClient, admin: LeaseholdClient, into report: inout Report) async throws {
         let sessions = try await self.openSessions()
         var operations: [Operation] = []
         for session in sessions {
             for _ in 0..<self.inFlight { operations.append(try await Workload.pinUnpin.worker(session)) }
         }
-        let ttl = admin.server.limits.minimumTTL
-        let storm = Task { () -> [String] in
-            try? await Task.sleep(for: self.warmUp + self.measured / 3)
-            let before = (try? await admin.status().volume.sessions) ?? 0
-            let opened = Counter()
-            await withTaskGroup(of: Void.self) { group in
-                for worker in 0..<64 {
-                    group.addTask {
-                        var index = worker
-                        while index < count {
-                            if (try? await expiring.openSession(name: "expiring", ttl: ttl, slots: 1)) != nil { opened.value.add(1, ordering: .relaxed) }
-                            index += 64
-                        }
+        let limits = admin.server.limits
+        // Opening may take a while; the run starts once it is done, at `runStart`.
+        let openBudget = Duration.seconds(Swift.max(5, count / 1_000))
+        let runStart = ContinuousClock.now + openBudget
+        let expireAt = runStart + self.warmUp + self.measured / 3
+        guard expireAt - ContinuousClock.now <= limits.maximumTTL else {
+            throw BenchError("expiry-storm: the storm is \(expireAt - ContinuousClock.now) away, beyond the server's max TTL \(limits.maximumTTL)")
+        }
+        let before = try await admin.status().volume.sessions
+        let opened = Counter()
+        await withTaskGroup(of: Void.self) { group in
+            for worker in 0..<64 {
+                group.addTask {
+                    var index = worker
+                    while index < count, ContinuousClock.now < runStart {
+                        let ttl = Swift.max(expireAt - ContinuousClock.now, limits.minimumTTL)
+                        if (try? await expiring.openSession(name: "expiring", ttl: ttl, slots: 1)) != nil { opened.value.add(1, ordering: .relaxed) }
+                        index += 64
                     }
                 }
             }
-            let abandoned = ContinuousClock.now
-            expiring.close()
-            // Every session expires by `abandoned + ttl` at the latest (they were renewed
-            // at most at their opening); poll until they are gone.
-            var firstGone: ContinuousClock.Instant?
-            var lastGone = abandoned
-            while ContinuousClock.now < abandoned + ttl + .seconds(30) {
+        }
+        expiring.close()
+        let n = opened.value.load(ordering: .relaxed)
+        guard n == count else { throw BenchError("expiry-storm: opened \(n) of \(count) sessions within \(openBudget)") }
+        try await Task.sleep(until: runStart, clock: .continuous)
+        let storm = Task { () -> (first: ContinuousClock.Instant?, last: ContinuousClock.Instant?) in
+            try? await Task.sleep(until: expireAt - .milliseconds(200), clock: .continuous)
+            var first: ContinuousClock.Instant?
+            while ContinuousClock.now < expireAt + .seconds(30) {
                 let live = (try? await admin.status().volume.sessions) ?? Int.max
-                if live < before + opened.value.load(ordering: .relaxed), firstGone == nil { firstGone = ContinuousClock.now }
-                if live <= before {
-                    lastGone = ContinuousClock.now
-                    break
-                }
-                try? await Task.sleep(for: .milliseconds(5))
+                if live < before + n, first == nil { first = ContinuousClock.now }
+                if live <= before { return (first, ContinuousClock.now) }
+                try? await Task.sleep(for: .milliseconds(10))
             }
-            let n = opened.value.load(ordering: .relaxed)
-            let spread = lastGone - (firstGone ?? lastGone)
-            return [
-                "\(n) sessions with TTL \(ttl) abandoned at once (connection closed, no keepalive)",
-                "all expired \(String(format: "%.0f", Double((lastGone - abandoned - ttl).nanosecondsValue) / 1e6)) ms after abandon + TTL (an upper bound of the lateness: status polled every 5 ms)",
-                "expirations spread over \(String(format: "%.0f", Double(spread.nanosecondsValue) / 1e6)) ms: \(spread > .zero ? String(format: "%.0f", Double(n) / (Double(spread.nanosecondsValue) / 1e9)) : "all at once") expirations/s",
-            ]
+            return (first, nil)
         }
         let progress = Progress()
         let (recorder, elapsed) = await self.drive(operations, progress: progress)
         report.record(recorder, elapsed: elapsed, errors: progress.errors.load(ordering: .relaxed))
-        report.notes += await storm.value
+        let (first, last) = await storm.value
+        report.notes.append("\(n) sessions opened before the run, each with the TTL that ends it \(Self.seconds(expireAt - runStart - self.warmUp)) s into the measured period; not renewed (connection closed)")
+        if let first, let last {
+            let spread = last - first
+            report.notes.append(
+                "status saw the first gone \(Self.millis(first - expireAt)) ms and the last \(Self.millis(last - expireAt)) ms after the deadline (polled every 10 ms): \(spread > .milliseconds(10) ? String(format: "%.0f", Double(n) / (Double(spread.nanosecondsValue) / 1e9)) : "all within one poll,") expirations/s"
+            )
+            // Seconds of the measured period, as the recorder numbers them.
+            let measuredStart = runStart + self.warmUp
+            let stormSeconds = Set(Int((first - measuredStart).nanosecondsValue / 1_000_000_000)...Int((last - measuredStart).nanosecondsValue / 1_000_000_000))
+            var quiet = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .two)
+            var stormy = quiet
+            for (second, histogram) in report.perSecond where second < (stormSeconds.min() ?? 0) { quiet.add(histogram) }
+            for (second, histogram) in report.perSecond where stormSeconds.contains(second) { stormy.add(histogram) }
+            if quiet.totalCount > 0, stormy.totalCount > 0 {
+                report.notes.append(
+                    "pin-unpin p99 in the seconds before the storm \(Self.millis(quiet.valueAtPercentile(99))) ms, in the seconds of the storm (\(stormSeconds.sorted().map(String.init).joined(separator: ", "))) \(Self.millis(stormy.valueAtPercentile(99))) ms"
+                )
+            }
+        } else {
+            report.notes.append("the sessions were not all gone within 30 s of their deadline")
+        }
         for session in sessions { _ = try? await session.close() }
     }
+
+    static func seconds(_ duration: Duration) -> String { String(format: "%.1f", Double(duration.nanosecondsValue) / 1e9) }
+    static func millis(_ duration: Duration) -> String { String(format: "%.0f", Double(duration.nanosecondsValue) / 1e6) }
+    static func millis(_ nanoseconds: UInt64) -> String { String(format: "%.1f", Double(nanoseconds) / 1e6) }
 }
 
 extension Driver {

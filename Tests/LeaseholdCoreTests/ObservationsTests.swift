@@ -54,3 +54,52 @@ struct ObservationsTests {
         #expect(h.lastOutput?.effects.observations.isEmpty == true)
     }
 }
+
+/// A storm of due timers is fired in slices of `maxTimersPerStep`, never early, and the
+/// invariants hold between slices.
+@Suite("Timer budget per step")
+struct TimerBudgetTests {
+    @Test("1,000 sessions expiring at one instant go in slices of 100 per tick; a request in an overdue session expires it first")
+    func expiryStormInSlices() throws {
+        var configuration = Harness.configuration()
+        configuration.maxTimersPerStep = 100
+        configuration.quotas.sessionsPerIdentity = nil
+        var h = Harness(configuration: configuration)
+        var sessions: [SessionID] = []
+        for _ in 0..<1_000 { sessions.append(h.openSession("client", ttl: .seconds(10))) }
+        // Their warnings (at 2/3 of the TTL) are due first: 1,000 timers, 10 ticks.
+        h.advance(by: .seconds(7))
+        for _ in 0..<9 where !h.coordinator.isSettled { h.advance(by: .zero) }
+        #expect(h.coordinator.isSettled)
+        #expect(h.coordinator.sessions.count == 1_000, "a warning is not an expiry")
+
+        var output = h.advance(by: .seconds(4))
+        #expect(output.effects.observations.expiryLateness.count == 100)
+        #expect(h.coordinator.sessions.count == 900)
+        #expect(!h.coordinator.isSettled)
+        #expect(output.effects.nextDeadline.map { $0 <= h.now } == true, "the edge is told to tick again at once")
+        // Requests leave the backlog to ticks (maxTimersPerRequest = 0)...
+        let lateComer = h.openSession("late-comer", ttl: .seconds(10))
+        #expect(h.lastOutput?.effects.observations.expiryLateness.isEmpty == true)
+        _ = h.createInode(in: lateComer)
+        #expect(h.lastOutput?.effects.observations.expiryLateness.isEmpty == true)
+        #expect(h.coordinator.sessions.count == 900 + 1)
+        // ...except a request in an overdue session itself: it expires first, and the
+        // session sees its TTL exactly.
+        let overdue = sessions[999]
+        #expect(h.coordinator.sessions[overdue] != nil)
+        let refused = #expect(throws: LeaseholdError.self) { try h.call(.keepAlive, in: overdue) }
+        #expect(refused?.code == .sessionExpired || refused?.code == .fenced)
+        #expect(h.lastOutput?.effects.observations.expiryLateness == [.seconds(1)])
+        #expect(h.coordinator.sessions[overdue] == nil)
+        var ticks = 0
+        while !h.coordinator.isSettled {
+            output = h.advance(by: .zero)
+            ticks += 1
+            #expect(output.effects.observations.expiryLateness.count <= 100)
+        }
+        #expect(ticks == 9)
+        #expect(h.coordinator.sessions.count == 1, "only the late-comer is left")
+        #expect(h.violations.isEmpty, "\(h.violations.prefix(3))")
+    }
+}

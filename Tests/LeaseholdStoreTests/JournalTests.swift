@@ -58,6 +58,29 @@ struct JournalTests {
         journal.close()
     }
 
+    @Test("a burst of big change sets commits in slices of about maxRowsPerTransaction rows, in order")
+    func bigBurstsCommitInSlices() async throws {
+        let store = try Store(path: try temporaryDatabase())
+        let commits = Mutex<[Journal.Commit]>([])
+        let journal = Journal(store: store, onCommit: { commit in commits.withLock { $0.append(commit) } })
+        let rowsPerSet = Journal.maxRowsPerTransaction * 3 / 4
+        // The writer may take the first set alone before the rest are queued; every
+        // transaction after it stops at the first set that reaches the limit.
+        var last: UInt64 = 0
+        for set in 0..<4 {
+            var changes = ChangeSet()
+            for index in 0..<rowsPerSet { changes.rows.append(.freeExtent(UInt64(set * rowsPerSet + index) * 2, count: 1)) }
+            last = journal.enqueue(changes)
+        }
+        await journal.waitUntilDurable(last)
+        let reported = commits.withLock { $0 }
+        #expect(reported.reduce(0) { $0 + $1.changeSets } == 4)
+        #expect(reported.count >= 2, "4 sets of \(rowsPerSet) rows cannot share one transaction")
+        #expect(reported.allSatisfy { $0.changeSets <= 2 })
+        #expect(try store.load().freeExtents.count == 4 * rowsPerSet)
+        journal.close()
+    }
+
     @Test("an empty change set is durable only once everything queued before it is")
     func emptyChangeSetIsABarrier() async throws {
         let store = try Store(path: try temporaryDatabase())

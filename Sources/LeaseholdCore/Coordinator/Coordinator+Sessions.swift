@@ -134,16 +134,24 @@ extension Coordinator {
 
     mutating func sessionTimerFired(_ id: SessionID) {
         guard let session = self.sessions[id] else { return }
-        if self.now >= session.deadline {
-            self.step.effects.observations.expiryLateness.append(self.now - session.deadline)
-            self.evict(id, reason: .expired)
-            return
-        }
+        if self.expireIfOverdue(id) { return }
         if !session.warned && self.now >= session.deadline - session.ttl / 3 {
             self.sessions.modifyValue(forKey: id) { $0.warned = true }
             self.push(.sessionExpiring(remaining: session.deadline - self.now), to: id)
         }
         self.armSessionTimer(self.sessions[id]!)
+    }
+
+    /// Expires a session whose deadline has passed. Its timer does that, but ticks fire a
+    /// storm of timers in slices (`maxTimersPerStep`): a request in a session still
+    /// waiting for its slice expires it first, so the session sees its TTL exactly.
+    /// - Returns: whether it expired.
+    @discardableResult
+    mutating func expireIfOverdue(_ id: SessionID) -> Bool {
+        guard let session = self.sessions[id], self.now >= session.deadline else { return false }
+        self.step.effects.observations.expiryLateness.append(self.now - session.deadline)
+        self.evict(id, reason: .expired)
+        return true
     }
 
     /// Numbers a push, keeps it until acknowledged, and hands it to the edge: recalls at

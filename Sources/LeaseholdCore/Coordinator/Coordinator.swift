@@ -88,6 +88,8 @@ public struct Coordinator: Sendable {
     public var currentInstant: Instant { self.now }
     /// The last value handed out of every counter.
     public var currentCounters: Counters { self.counters }
+    /// Whether every timer due at the latest step has fired (see `maxTimersPerStep`).
+    public var isSettled: Bool { (self.timers.next.map { $0 > self.now }) ?? true }
     /// Whether `session` is live (not closed, expired or evicted), without a step.
     public func isLive(_ session: SessionID) -> Bool { self.sessions[session] != nil }
 
@@ -96,7 +98,7 @@ public struct Coordinator: Sendable {
     /// Handles one request at `now`.
     /// - Returns: the decision about the request and the step's effects.
     public mutating func handle(_ request: Request, at now: Instant) -> Output {
-        self.beginStep(at: now)
+        self.beginStep(at: now, timerBudget: self.configuration.maxTimersPerRequest)
         let decision = self.dispatch(request)
         return self.finishStep(decision)
     }
@@ -104,7 +106,7 @@ public struct Coordinator: Sendable {
     /// Advances time to `now`: fires every due deadline (expiries, recall deadlines,
     /// wait timeouts, release delays).
     public mutating func tick(at now: Instant) -> Output {
-        self.beginStep(at: now)
+        self.beginStep(at: now, timerBudget: self.configuration.maxTimersPerStep)
         return self.finishStep(nil)
     }
 
@@ -115,10 +117,11 @@ public struct Coordinator: Sendable {
 
     // MARK: - Steps
 
-    mutating func beginStep(at now: Instant) {
+    mutating func beginStep(at now: Instant, timerBudget: Int) {
         // The clock is monotonic; an earlier instant is treated as "no time passed".
         self.now = Swift.max(now, self.now)
         self.step.reset()
+        self.step.timerBudget = timerBudget
         self.settle()
     }
 
@@ -131,14 +134,17 @@ public struct Coordinator: Sendable {
         return Output(decision: decision, effects: effects)
     }
 
-    /// Runs every due timer and every consequence until nothing more is due: breaks that
-    /// can start or commit, waiting pins that can go on, allocations that found space.
+    /// Runs due timers (at most `maxTimersPerStep`) and every consequence until nothing
+    /// more is due: breaks that can start or commit, waiting pins that can go on,
+    /// allocations that found space. Timers left due keep `nextDeadline` in the past, so
+    /// the edge runs another tick at once.
     mutating func settle() {
         var progressed = true
         while progressed {
             progressed = false
-            while let target = self.timers.popDue(self.now) {
+            while self.step.timerBudget > 0, let target = self.timers.popDue(self.now) {
                 self.fire(target)
+                self.step.timerBudget -= 1
                 progressed = true
             }
             if !self.step.pokedInodes.isEmpty {
@@ -191,6 +197,9 @@ public struct Coordinator: Sendable {
         guard let sessionID = request.session else {
             return .reply(.failure(.invalidArgument("\(command.name) must be sent in a session")))
         }
+        // Overdue but still waiting for its tick's slice: expired now, so that the check
+        // below answers sessionExpired as it would have a moment later.
+        self.expireIfOverdue(sessionID)
         do throws(LeaseholdError) {
             let identity = try self.identity(of: sessionID)
             guard identity == request.caller.identity else {
@@ -217,6 +226,7 @@ public struct Coordinator: Sendable {
         case .openSession(let name, let ttl, let slots, let secret):
             return reply { () throws(LeaseholdError) in try self.openSession(caller: caller, name: name, ttl: ttl, slots: slots, secret: secret) }
         case .resumeSession(let id, let secret):
+            self.expireIfOverdue(id)
             return reply { () throws(LeaseholdError) in try self.resumeSession(id, secret: secret, caller: caller) }
         case .keepAlive:
             return reply { () throws(LeaseholdError) in self.keepAlive(session!) }
@@ -402,6 +412,8 @@ struct IdentityUsage: Hashable, Sendable {
 /// Scratch state of one `handle`/`tick`.
 struct StepState: Sendable {
     var effects = Effects()
+    /// Timers this step may still fire (`maxTimersPerStep`).
+    var timerBudget = Int.max
     var pokedInodes: Set<InodeID> = []
     var spaceFreed = false
     /// The request being dispatched: a completion for it becomes the direct reply.
