@@ -6,12 +6,23 @@ import LeaseholdWire
 /// Reads every table into a ``PersistentState`` (recovery). A row that cannot be decoded
 /// is a `StoreError.malformedRow` naming it; nothing is repaired silently.
 enum RowReader {
+    /// Every table, on one connection.
     static func load(_ db: Database) throws -> PersistentState {
+        var state = try self.loadAllButPins(db)
+        state.pins = try self.loadPins(db)
+        return state
+    }
+
+    /// The big tables are sized up front: growing a dictionary of a million rows rehashes
+    /// it twenty times.
+    static func rows(_ db: Database, _ table: String) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0
+    }
+
+    /// Every table but `pin` (recovery reads the pins on another connection meanwhile).
+    static func loadAllButPins(_ db: Database) throws -> PersistentState {
         var state = PersistentState()
-        // The big tables are sized up front: growing a dictionary of a million rows
-        // rehashes it twenty times.
-        func rows(_ table: String) throws -> Int { try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0 }
-        state.pins.reserveCapacity(try rows("pin"))
+        func rows(_ table: String) throws -> Int { try Self.rows(db, table) }
         state.slots.reserveCapacity(try rows("slot"))
         state.sessions.reserveCapacity(try rows("session"))
         state.extents.reserveCapacity(try rows("extent"))
@@ -119,31 +130,6 @@ enum RowReader {
             state.slots[key] = SlotRecord(sequence: UInt64(stored: row[2]), reply: reply)
         }
 
-        let pins = try Row.fetchCursor(db, sql: "SELECT id, session, inode, ranges, kind, ttlNanoseconds, token, extents, busyBlocks FROM pin")
-        while let row = try pins.next() {
-            let id = PinID(rawValue: UInt64(stored: row[0]))
-            let kind: PinKind
-            switch (row[4] as String, row[5] as Int64?) {
-            case ("shortTerm", let ttl?): kind = .shortTerm(ttl: .nanoseconds(ttl))
-            case ("longTerm", _): kind = .longTerm
-            default: throw StoreError.malformedRow(table: "pin", key: "\(id)", problem: "kind and ttl disagree")
-            }
-            do {
-                state.pins[id] = PinRecord(
-                    id: id,
-                    session: SessionID(rawValue: UInt64(stored: row[1])),
-                    inode: InodeID(rawValue: UInt64(stored: row[2])),
-                    ranges: TinyArray(try ListText.ranges(row[3])),
-                    kind: kind,
-                    token: FencingToken(rawValue: UInt64(stored: row[6])),
-                    extents: TinyArray(try ListText.extents(row[7])),
-                    busyBlocks: UInt64(stored: row[8])
-                )
-            } catch {
-                throw StoreError.malformedRow(table: "pin", key: "\(id)", problem: "\(error)")
-            }
-        }
-
         let layouts = try Row.fetchCursor(db, sql: "SELECT id, session, inode, iomode, seqid, token, grants FROM layout")
         while let row = try layouts.next() {
             let id = LayoutID(rawValue: UInt64(stored: row[0]))
@@ -212,5 +198,37 @@ enum RowReader {
             state.targets[name] = StorageTarget(name: name, acknowledged: FenceRevision(rawValue: UInt64(stored: row[1])))
         }
         return state
+    }
+
+    /// The `pin` table.
+    static func loadPins(_ db: Database) throws -> [PinID: PinRecord] {
+        var pins: [PinID: PinRecord] = [:]
+        pins.reserveCapacity(try Self.rows(db, "pin"))
+        let cursor = try Row.fetchCursor(db, sql: "SELECT id, session, inode, ranges, kind, ttlNanoseconds, token, extents, busyBlocks FROM pin")
+        while let row = try cursor.next() {
+            let id = PinID(rawValue: UInt64(stored: row[0]))
+            let kind: PinKind
+            switch (row[4] as String, row[5] as Int64?) {
+            case ("shortTerm", let ttl?): kind = .shortTerm(ttl: .nanoseconds(ttl))
+            case ("longTerm", _): kind = .longTerm
+            default: throw StoreError.malformedRow(table: "pin", key: "\(id)", problem: "kind and ttl disagree")
+            }
+            do {
+                pins[id] = PinRecord(
+                    id: id,
+                    session: SessionID(rawValue: UInt64(stored: row[1])),
+                    inode: InodeID(rawValue: UInt64(stored: row[2])),
+                    ranges: TinyArray(try ListText.ranges(row[3])),
+                    kind: kind,
+                    token: FencingToken(rawValue: UInt64(stored: row[6])),
+                    extents: TinyArray(try ListText.extents(row[7])),
+                    busyBlocks: UInt64(stored: row[8])
+                )
+            } catch {
+                throw StoreError.malformedRow(table: "pin", key: "\(id)", problem: "\(error)")
+            }
+        }
+
+        return pins
     }
 }

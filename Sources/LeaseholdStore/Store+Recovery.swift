@@ -1,4 +1,6 @@
+import Foundation
 import LeaseholdCore
+import Synchronization
 
 extension Store {
     /// The Coordinator this database describes, ready to serve at `now`.
@@ -13,7 +15,16 @@ extension Store {
     public func openCoordinator(configuration: CoordinatorConfiguration, at now: Instant) throws -> Coordinator {
         var coordinator: Coordinator
         if try self.hasVolume() {
-            coordinator = try Coordinator(restoring: try self.load(), configuration: configuration, at: now)
+            coordinator = try Coordinator(restoring: try self.load(), configuration: configuration, at: now, checking: false)
+            // The invariant checker's parts on every core at once.
+            let restored = coordinator
+            let found = Mutex<[[InvariantViolation]]>(Array(repeating: [], count: InvariantChecker.parts.count))
+            DispatchQueue.concurrentPerform(iterations: InvariantChecker.parts.count) { part in
+                let violations = InvariantChecker.check(restored, part: part)
+                found.withLock { $0[part] = violations }
+            }
+            let violations = found.withLock { $0.flatMap { $0 } }
+            guard violations.isEmpty else { throw RecoveryError(violations: violations) }
         } else {
             coordinator = Coordinator(configuration: configuration)
         }

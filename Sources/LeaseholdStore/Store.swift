@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import LeaseholdCore
+import Synchronization
 
 /// The database of a Leasehold data directory: the Coordinator's persisted rows.
 ///
@@ -56,9 +57,27 @@ public final class Store: Sendable {
         }
     }
 
-    /// Every persisted row.
+    /// Every persisted row: the `pin` table (the biggest by far) on a second reader
+    /// connection and thread while the rest loads on another. Both read the same state:
+    /// the writer is held meanwhile, so no commit can land between them (the system
+    /// SQLite has no snapshot API).
     public func load() throws -> PersistentState {
-        try self.pool.read { db in try RowReader.load(db) }
+        let pins = Mutex<Result<[PinID: PinRecord], any Error>?>(nil)
+        let rest = Mutex<Result<PersistentState, any Error>?>(nil)
+        self.pool.writeWithoutTransaction { _ in
+            DispatchQueue.concurrentPerform(iterations: 2) { part in
+                if part == 0 {
+                    let result = Result { try self.pool.read { db in try RowReader.loadPins(db) } }
+                    pins.withLock { $0 = result }
+                } else {
+                    let result = Result { try self.pool.read { db in try RowReader.loadAllButPins(db) } }
+                    rest.withLock { $0 = result }
+                }
+            }
+        }
+        var state = try rest.withLock { $0! }.get()
+        state.pins = try pins.withLock { $0! }.get()
+        return state
     }
 
     /// Copies the database to `destination` through SQLite's backup API: a consistent

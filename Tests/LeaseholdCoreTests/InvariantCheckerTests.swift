@@ -110,5 +110,8 @@ struct InvariantCheckerTests {
         let id = c.inodes.first!.key
         c.inodes.modifyValue(forKey: id) { $0.size = 1 }
         #expect(Self.invariants(c).isSuperset(of: [1, 2, 3, 6]))
+        // The parts recovery runs on several threads find the same, no more, no less.
+        let byParts = InvariantChecker.parts.flatMap { InvariantChecker.check(c, part: $0) }
+        #expect(byParts.map(\.description).sorted() == InvariantChecker.check(c).map(\.description).sorted())
     }
 }

@@ -21,6 +21,29 @@ public enum InvariantChecker {
         self.check(coordinator, since: nil).violations
     }
 
+    /// The checks, as independent parts that may run at once on different threads
+    /// (the Coordinator is only read): `check(c, part: i)` for every `i` in `parts`
+    /// finds what `check(c)` finds.
+    public static let parts = 0..<10
+
+    public static func check(_ c: Coordinator, part: Int) -> [InvariantViolation] {
+        var report = Report()
+        // Biggest first, so that threads taking parts in order end together: the pins in
+        // four quarters of their ids, then the structures, then the rest.
+        let quarter = c.currentCounters.lastPin / 4 + 1
+        switch part {
+        case 0...3: self.checkPins(c, ids: UInt64(part) * quarter..<(part == 3 ? UInt64.max : UInt64(part + 1) * quarter), &report)
+        case 4: self.checkWellFormed(c, &report)
+        case 5: _ = self.checkMonotonic(c, since: nil, &report)
+        case 6: self.checkPinTotals(c, &report)
+        case 7: self.checkConservation(c, &report)
+        case 8: self.checkBusyHeld(c, &report)
+        case 9: self.checkCommittedChanges(c, &report)
+        default: preconditionFailure("no invariant check part \(part)")
+        }
+        return report.violations
+    }
+
     /// Every violation in `coordinator`, including values that went backwards since
     /// `previous`; and the watermarks to pass to the next check.
     public static func check(_ coordinator: Coordinator, since previous: Watermarks?) -> (
@@ -125,12 +148,19 @@ public enum InvariantChecker {
     // MARK: 2. Pin safety
 
     static func checkPinSafety(_ c: Coordinator, _ report: inout Report) {
+        self.checkPins(c, ids: 0..<UInt64.max, &report)
+        self.checkPinTotals(c, &report)
+    }
+
+    /// The pins of `ids` each: their blocks, busy counts, index entries and session.
+    /// (Recovery checks the two halves of the ids on two threads.)
+    static func checkPins(_ c: Coordinator, ids: Range<UInt64>, _ report: inout Report) {
         var busyByPin: [PinID: UInt64] = [:]
         for segment in c.busy.allSegments {
             for pin in segment.payload.holders.pins { busyByPin[pin, default: 0] += segment.range.count }
         }
-        var indexed = 0
-        for (id, pin) in c.pins {
+        for (id, pin) in c.pins.elements(from: PinID(rawValue: ids.lowerBound)) {
+            guard id.rawValue < ids.upperBound else { break }
             let inode = c.inodes[pin.inode]
             var heldByPin: UInt64 = 0
             for extent in pin.extents {
@@ -160,7 +190,6 @@ public enum InvariantChecker {
                 if extent.count > c.longestPinExtent {
                     report.add(6, "pin \(id) extent of \(extent.count) blocks is longer than the index's bound \(c.longestPinExtent)")
                 }
-                indexed += 1
             }
             if heldByPin != pin.busyBlocks || busyByPin[id, default: 0] != pin.busyBlocks {
                 report.add(2, "pin \(id) counts \(pin.busyBlocks) busy blocks; busy runs name it on \(busyByPin[id, default: 0]), \(heldByPin) of them within its extents")
@@ -169,10 +198,18 @@ public enum InvariantChecker {
                 report.add(2, "pin \(id) belongs to session \(pin.session), which is not live")
             }
         }
+    }
+
+    /// The pin index holds exactly the pins' extents, and busy runs name only pins that exist.
+    static func checkPinTotals(_ c: Coordinator, _ report: inout Report) {
+        var indexed = 0
+        for (_, pin) in c.pins { indexed += pin.extents.count }
         if c.pinIndex.count != indexed {
             report.add(6, "the pin index has \(c.pinIndex.count) entries for \(indexed) pin extents")
         }
-        for (id, _) in busyByPin where c.pins[id] == nil {
+        var holders: Set<PinID> = []
+        for segment in c.busy.allSegments { holders.formUnion(segment.payload.holders.pins) }
+        for id in holders where c.pins[id] == nil {
             report.add(3, "busy blocks are held by pin \(id), which does not exist")
         }
     }
