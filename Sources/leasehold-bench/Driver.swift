@@ -62,7 +62,9 @@ struct Driver: Sendable {
                             recorder.record(since: began)
                             progress.operations.add(1, ordering: .relaxed)
                         } catch {
-                            progress.errors.add(1, ordering: .relaxed)
+                            progress.failed(error)
+                            // A session that ended fails every call at once: stop its worker.
+                            if let error = error as? LeaseholdError, error.code == .fenced || error.code == .sessionExpired { break }
                         }
                     }
                     return recorder
@@ -86,9 +88,24 @@ struct Driver: Sendable {
         for session in sessions {
             for _ in 0..<self.inFlight { operations.append(try await workload.worker(session)) }
         }
+        // Holders answer recalls, as a real client must (mixed punches holes where the
+        // session's own long-term pins and layouts are).
+        let listeners = sessions.map { session in
+            Task {
+                for await event in session.events {
+                    switch event {
+                    case .pinRecall(let recall): _ = try? await recall.unpin()
+                    case .layoutRecall(let recall): _ = try? await recall.returnLayout()
+                    default: break
+                    }
+                }
+            }
+        }
+        defer { for listener in listeners { listener.cancel() } }
         let progress = Progress()
         let (recorder, elapsed) = await self.drive(operations, progress: progress)
         report.record(recorder, elapsed: elapsed, errors: progress.errors.load(ordering: .relaxed))
+        if progress.errors.load(ordering: .relaxed) > 0 { report.notes.append("errors: \(progress.errorSummary)") }
         for session in sessions { _ = try? await session.close() }
     }
 

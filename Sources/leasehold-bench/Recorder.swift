@@ -1,4 +1,5 @@
 import Histogram
+import LeaseholdClient
 import Synchronization
 
 /// Latencies of one worker: a histogram of the whole run and one per second, recorded
@@ -47,4 +48,17 @@ extension Duration {
 final class Progress: Sendable {
     let operations = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
+    /// Errors by name (a LeaseholdError's code, or the error's type).
+    let errorsByKind = Mutex<[String: Int]>([:])
+
+    func failed(_ error: any Error) {
+        self.errors.add(1, ordering: .relaxed)
+        let kind = (error as? LeaseholdError)?.code.name ?? "\(type(of: error))"
+        self.errorsByKind.withLock { $0[kind, default: 0] += 1 }
+    }
+
+    /// "name count, ..." by count, for the report.
+    var errorSummary: String {
+        self.errorsByKind.withLock { $0 }.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
 }
