@@ -251,8 +251,9 @@ extension Driver {
 
     /// Opens every session (connections × sessions) with TTL `ttl` and leaves their
     /// renewal to the client library (a keepalive every TTL/3) through the warm-up and the
-    /// measured period. Once a second it counts the sessions the client sees in jeopardy
-    /// or ended, and the sessions the server holds. A session that ends, or that the server
+    /// measured period. At most once a second (slower when the samples themselves take
+    /// longer) it counts the sessions the client sees in jeopardy or ended, and the
+    /// sessions the server holds. A session that ends, or that the server
     /// drops, while its client kept renewing it is a spurious expiry.
     func sessionHold(admin: LeaseholdClient, into report: inout Report) async throws {
         let opening = ContinuousClock.now
@@ -280,8 +281,9 @@ extension Driver {
             let onServer = try await admin.status().volume.sessions
             peakJeopardy = Swift.max(peakJeopardy, jeopardy)
             fewestOnServer = Swift.min(fewestOnServer, onServer)
+            let elapsed = (ContinuousClock.now - start).components.seconds
             FileHandle.standardError.write(
-                Data("\rt=\(second)s: \(onServer) sessions on the server, \(jeopardy) in jeopardy, \(ended) ended   ".utf8)
+                Data("\rt=\(elapsed)s, sample \(second): \(onServer) sessions on the server, \(jeopardy) in jeopardy, \(ended) ended   ".utf8)
             )
         }
         FileHandle.standardError.write(Data("\n".utf8))
@@ -291,7 +293,7 @@ extension Driver {
         report.notes += [
             "\(sessions.count) sessions with TTL \(self.ttl) opened in \(String(format: "%.1f", Double(openTime.nanosecondsValue) / 1e9)) s, held \(String(format: "%.0f", held)) s; the client library renews each every TTL/3: \(String(format: "%.0f", Double(sessions.count) * 3 / (Double(self.ttl.nanosecondsValue) / 1e9))) keepalives/s",
             "spurious expiries: \(ended) sessions ended on the client; the server held \(fewestOnServer) of \(expected) at its lowest",
-            "peak sessions in jeopardy (no successful renewal for TTL minus the jeopardy margin, as the client sees it): \(peakJeopardy)",
+            "peak sessions in jeopardy (no successful renewal for TTL minus the jeopardy margin, as the client sees it) over \(second) samples: \(peakJeopardy)",
         ]
         for session in sessions { _ = try? await session.close() }
     }
