@@ -101,7 +101,7 @@ final class CoordinatorOwner: Sendable {
 
     /// Runs one request from `connection` and releases its reply after the commit.
     func submit(_ body: WireRequestBody, id: UInt64, from connection: Connection) {
-        let operation = Self.operationName(body.command)
+        let operation = body.command.name
         self.state.withLock { state in
             if state.shuttingDown {
                 self.answer(connection, id, operation, .failure(LeaseholdError(code: .unavailable, message: "the server is shutting down; retry after it restarts")))
@@ -219,19 +219,6 @@ final class CoordinatorOwner: Sendable {
     /// Counts an answered request; a pending one (`nil`) is counted at its completion.
     func count(_ operation: String, _ reply: Reply?) {
         if let metrics = self.metrics, let reply { metrics.request(operation, reply) }
-    }
-
-    /// The request metric's `op` label.
-    static func operationName(_ command: WireCommand) -> String {
-        switch command {
-        case .core(let command): command.name
-        case .hello: "hello"
-        case .openSession: "openSession"
-        case .subscribeFences: "subscribeFences"
-        case .watchEvents: "watchEvents"
-        case .createSnapshot: "createSnapshot"
-        case .readSnapshot: "readSnapshot"
-        }
     }
 
     static func isSessionListing(_ command: Command) -> Bool {
