@@ -24,8 +24,15 @@ extension LeaseholdServer {
         do {
             try await channel.executeThenClose { inbound, outbound in
                 var frames = inbound.makeAsyncIterator()
+                let underlying = channel.channel
+                let timeout = self.configuration.helloTimeout
+                let helloDeadline = underlying.eventLoop.scheduleTask(in: .nanoseconds(Int64(clamping: timeout.nanosecondsClamped))) { [logger] in
+                    logger.info("closing a connection that sent no Hello in time", metadata: ["connection.helloTimeout": "\(timeout)"])
+                    underlying.close(promise: nil)
+                }
                 let first: ByteBuffer
                 do {
+                    defer { helloDeadline.cancel() }
                     guard let frame = try await frames.next() else { return }
                     first = frame
                 } catch let error as NIOSSLError {
@@ -47,7 +54,6 @@ extension LeaseholdServer {
                 )
                 let outbox = Outbox(limit: self.configuration.maxQueuedFramesPerConnection)
                 let connection = Connection(number: number, caller: caller, outbox: outbox, channel: channel.channel, logger: logger)
-                let underlying = channel.channel
                 outbox.onOverflow { [logger] in
                     logger.warning("closing a slow consumer: its outbox is full")
                     underlying.close(promise: nil)

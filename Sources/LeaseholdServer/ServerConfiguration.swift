@@ -27,6 +27,9 @@ public struct ServerConfiguration: Sendable {
     public var maxQueuedFramesPerConnection: Int = 65_536
     /// Event loop threads (NIO); the Coordinator's owner and the journal have their own.
     public var eventLoopThreads: Int = System.coreCount
+    /// Time from accepting a connection to its `Hello` (the TLS handshake included); a
+    /// peer that takes longer is closed, so a silent or half-open peer holds nothing.
+    public var helloTimeout: Duration = .seconds(10)
     /// While more timers are due than one tick fires (`coordinator.maxTimersPerStep`),
     /// the next tick waits this long: an expiry storm is paced at maxTimersPerStep per
     /// tickPacing (256 per 10 ms, 25,600 timers/s) instead of taking the journal over.

@@ -10,7 +10,7 @@ struct ConfigFile {
     static let keys: Set<String> = [
         "data-dir", "listen", "block-size", "block-count", "min-ttl", "default-ttl", "max-ttl", "max-short-term-pin",
         "recall-timeout", "release-delay", "max-wait", "admin", "target", "cert", "key", "client-ca", "max-frame-bytes",
-        "max-in-flight", "log-level", "event-loop-threads", "metrics",
+        "max-in-flight", "log-level", "event-loop-threads", "metrics", "hello-timeout",
     ]
 
     init() {}

@@ -46,6 +46,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest frame in bytes (default 4194304).") var maxFrameBytes: Int?
     @Option(help: "Unanswered requests allowed per connection (default 1024).") var maxInFlight: Int?
     @Option(help: "Event loop threads (default: the number of cores).") var eventLoopThreads: Int?
+    @Option(help: "Time a new connection has to finish TLS and send Hello (default 10s).") var helloTimeout: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
     @Option(help: "Serve Prometheus metrics over plain HTTP at host:port/metrics (default: off), e.g. 127.0.0.1:9420.")
     var metrics: String?
@@ -136,6 +137,10 @@ struct Serve: AsyncParsableCommand {
         }
         if let inFlight = try number(self.maxInFlight, "max-in-flight") { configuration.maxInFlightPerConnection = Swift.max(1, inFlight) }
         if let threads = try number(self.eventLoopThreads, "event-loop-threads") { configuration.eventLoopThreads = Swift.max(1, threads) }
+        if let timeout = try duration(self.helloTimeout, "hello-timeout") {
+            guard timeout > .zero else { throw ValidationError("hello-timeout must be above 0") }
+            configuration.helloTimeout = timeout
+        }
 
         let server = try await LeaseholdServer.start(configuration: configuration, logger: logger)
         let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -74,4 +74,18 @@ struct IdleShutdownTests {
         try await eventually("the silent peer is closed") { raw.closed }
         await raw.close()
     }
+
+    @Test("a peer that never says Hello is closed after helloTimeout while the server keeps serving")
+    func helloTimeout() async throws {
+        let cluster = try await TestCluster.start { $0.helloTimeout = .milliseconds(300) }
+        let raw = try await RawConnection(cluster: cluster)
+        let client = try await cluster.client()
+        try await eventually("the silent peer is closed", timeout: .seconds(5)) { raw.closed }
+        // An established client is not subject to it.
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await client.status().volume.epoch == 1)
+        client.close()
+        await raw.close()
+        try await cluster.stop()
+    }
 }
