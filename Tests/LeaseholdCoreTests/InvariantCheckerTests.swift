@@ -101,6 +101,15 @@ struct InvariantCheckerTests {
         }
     }
 
+    @Test("6: a session's pin counter that disagrees with its pins")
+    func sessionPinCount() throws {
+        var c = try Self.sample().coordinator
+        let id = c.sessions.first!.key
+        c.sessions.modifyValue(forKey: id) { $0.pinCount += 1 }
+        let violations = InvariantChecker.check(c)
+        #expect(violations.contains { $0.invariant == 6 && $0.message.contains("session \(id) counts") })
+    }
+
     @Test("every violation is returned, not just the first")
     func reportsEverything() throws {
         var c = try Self.sample().coordinator

@@ -203,9 +203,17 @@ public enum InvariantChecker {
     /// The pin index holds exactly the pins' extents, and busy runs name only pins that exist.
     static func checkPinTotals(_ c: Coordinator, _ report: inout Report) {
         var indexed = 0
-        for (_, pin) in c.pins { indexed += pin.extents.count }
+        var bySession: [SessionID: Int] = [:]
+        for (_, pin) in c.pins {
+            indexed += pin.extents.count
+            bySession[pin.session, default: 0] += 1
+        }
         if c.pinIndex.count != indexed {
             report.add(6, "the pin index has \(c.pinIndex.count) entries for \(indexed) pin extents")
+        }
+        // The per-session count the pinsPerSession quota reads.
+        for (id, session) in c.sessions where session.pinCount != bySession[id, default: 0] {
+            report.add(6, "session \(id) counts \(session.pinCount) pins but holds \(bySession[id, default: 0])")
         }
         var holders: Set<PinID> = []
         for segment in c.busy.allSegments { holders.formUnion(segment.payload.holders.pins) }
