@@ -125,6 +125,7 @@ let package = Package(
             name: "LeaseholdServerTests",
             dependencies: [
                 "LeaseholdServer",
+                "LeaseholdTestSupport",
                 "LeaseholdClient",
                 "LeaseholdCore",
                 "LeaseholdWire",
@@ -150,6 +151,7 @@ let package = Package(
             name: "LeaseholdIntegrationTests",
             dependencies: [
                 "leaseholdd",
+                "LeaseholdTestSupport",
                 "leaseholdctl",
                 "LeaseholdClient",
                 "LeaseholdCertificates",

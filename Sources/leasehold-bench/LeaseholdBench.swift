@@ -43,15 +43,15 @@ struct LeaseholdBench: AsyncParsableCommand {
         let warmUp = try parseDuration(self.warmup)
         var server: ServerProcess?
         let dataDirectory: String
-        let endpoint: (host: String, port: Int)
+        let endpoint: HostPort
         if let text = self.endpoint {
-            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else { throw ValidationError("endpoint is host:port") }
-            endpoint = (String(text[..<colon]), port)
+            guard let address = HostPort(text: text) else { throw ValidationError("endpoint '\(text)' is not host:port") }
+            endpoint = address
             dataDirectory = self.dataDir
         } else {
             let started = try await ServerProcess.start(scratch: self.scratch ?? FileManager.default.temporaryDirectory.path)
             server = started
-            endpoint = ("127.0.0.1", started.port)
+            endpoint = HostPort(host: "127.0.0.1", port: started.port)
             dataDirectory = started.directory
         }
         defer { server?.stop() }

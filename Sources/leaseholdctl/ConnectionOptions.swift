@@ -21,11 +21,8 @@ struct ConnectionOptions: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         let dataDirectory = self.dataDir ?? environment["LEASEHOLD_DATA_DIR"] ?? "./leasehold-data"
         let endpoint = self.endpoint ?? environment["LEASEHOLD_ENDPOINT"] ?? "127.0.0.1:7420"
-        guard let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else {
-            throw ValidationError("endpoint '\(endpoint)' is not host:port")
-        }
-        let host = String(endpoint[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        var configuration = ClientConfiguration.development(dataDirectory: dataDirectory, identity: self.identity, host: host, port: port)
+        guard let address = HostPort(text: endpoint) else { throw ValidationError("endpoint '\(endpoint)' is not host:port") }
+        var configuration = ClientConfiguration.development(dataDirectory: dataDirectory, identity: self.identity, host: address.host, port: address.port)
         if let cert = self.cert ?? environment["LEASEHOLD_CERT"] { configuration.certificatePath = cert }
         if let key = self.key ?? environment["LEASEHOLD_KEY"] { configuration.keyPath = key }
         if let ca = self.ca ?? environment["LEASEHOLD_CA"] { configuration.caPath = ca }

@@ -67,12 +67,10 @@ struct Serve: AsyncParsableCommand {
             guard let parsed = Duration(text: text) else { throw ValidationError("\(key): '\(text)' is not a duration (e.g. 250ms, 10s, 5m)") }
             return parsed
         }
-        func address(_ flag: String?, _ key: String) throws -> (host: String, port: Int)? {
+        func address(_ flag: String?, _ key: String) throws -> HostPort? {
             guard let text = value(flag, key) else { return nil }
-            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
-                throw ValidationError("\(key): '\(text)' is not host:port")
-            }
-            return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
+            guard let address = HostPort(text: text) else { throw ValidationError("\(key): '\(text)' is not host:port") }
+            return address
         }
         func number<T: LosslessStringConvertible>(_ flag: T?, _ key: String) throws -> T? {
             if let flag { return flag }

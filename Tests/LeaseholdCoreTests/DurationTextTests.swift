@@ -15,3 +15,16 @@ struct DurationTextTests {
         for bad in ["", "s", "ms", "abc", "-1s", "1x", "inf", "nan"] { #expect(Duration(text: bad) == nil, "\(bad)") }
     }
 }
+
+@Suite("host:port text")
+struct HostPortTextTests {
+    @Test("addresses of flags, environment and config files")
+    func parses() {
+        #expect(HostPort(text: "127.0.0.1:7420") == HostPort(host: "127.0.0.1", port: 7420))
+        #expect(HostPort(text: "[::1]:0") == HostPort(host: "::1", port: 0))
+        #expect(HostPort(text: "leasehold.example:65535") == HostPort(host: "leasehold.example", port: 65_535))
+        for bad in ["127.0.0.1", "127.0.0.1:", ":7420", "host:65536", "host:-1", "host:x", ""] {
+            #expect(HostPort(text: bad) == nil, "\(bad)")
+        }
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import LeaseholdClient
+import LeaseholdTestSupport
 import Synchronization
 import Testing
 

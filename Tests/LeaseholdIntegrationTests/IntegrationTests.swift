@@ -1,5 +1,6 @@
 import Foundation
 import LeaseholdClient
+import LeaseholdTestSupport
 import Testing
 
 /// The whole system: the real `leaseholdd` as a child process on loopback, library

@@ -1,5 +1,6 @@
 import Foundation
 import LeaseholdClient
+import LeaseholdTestSupport
 import Testing
 
 /// Every leaseholdctl command against a running daemon: output, JSON and exit codes.

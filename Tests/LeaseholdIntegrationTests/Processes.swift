@@ -1,6 +1,7 @@
 import Foundation
 import LeaseholdCertificates
 import LeaseholdClient
+import LeaseholdTestSupport
 import Logging
 import Synchronization
 import Testing
@@ -200,20 +201,15 @@ struct DaemonFailed: Error, CustomStringConvertible {
     var description: String { self.message }
 }
 
-/// Waits until `condition` holds, polling, failing the test after `timeout`.
+/// `eventually` with the defaults of multi-process tests: child processes start and
+/// react more slowly than an in-process server.
 func eventually(
     _ what: String,
     timeout: Duration = .seconds(20),
     sourceLocation: SourceLocation = #_sourceLocation,
     _ condition: () async throws -> Bool
 ) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    Issue.record("timed out waiting for: \(what)", sourceLocation: sourceLocation)
-    throw CancellationError()
+    try await LeaseholdTestSupport.eventually(what, timeout: timeout, every: .milliseconds(20), sourceLocation: sourceLocation, condition)
 }
 
 extension [String: Any] {

@@ -1,6 +1,7 @@
 import Foundation
 import LeaseholdCertificates
 import LeaseholdCore
+import LeaseholdTestSupport
 import LeaseholdWire
 import NIOCore
 import NIOPosix

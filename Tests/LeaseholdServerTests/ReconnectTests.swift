@@ -1,6 +1,7 @@
 import Foundation
 @testable import LeaseholdClient
 import LeaseholdCore
+import LeaseholdTestSupport
 import Testing
 
 /// Connections come and go; sessions, pins and pushes stay.

@@ -1,6 +1,7 @@
 import Foundation
 @testable import LeaseholdClient
 import LeaseholdCore
+import LeaseholdTestSupport
 import Testing
 
 @Suite("Server and client: smoke", .timeLimit(.minutes(1)))

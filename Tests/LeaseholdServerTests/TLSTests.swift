@@ -2,6 +2,7 @@ import Foundation
 import LeaseholdCertificates
 import LeaseholdClient
 import LeaseholdCore
+import LeaseholdTestSupport
 import NIOCore
 import NIOPosix
 import NIOSSL

@@ -1,6 +1,7 @@
 import Foundation
 import LeaseholdClient
 import LeaseholdCore
+import LeaseholdTestSupport
 import Testing
 
 /// Storage targets follow the fence feed; an evicted session's blocks stay busy until

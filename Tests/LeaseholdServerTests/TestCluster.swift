@@ -3,6 +3,7 @@ import LeaseholdCertificates
 @testable import LeaseholdClient
 import LeaseholdCore
 import LeaseholdServer
+import LeaseholdTestSupport
 import Logging
 import Synchronization
 import Testing
@@ -67,22 +68,6 @@ final class TestCluster: Sendable {
         try await self.running.value
         try? FileManager.default.removeItem(atPath: self.directory)
     }
-}
-
-/// Waits until `condition` holds, polling, failing the test after `timeout`.
-func eventually(
-    _ what: String,
-    timeout: Duration = .seconds(10),
-    sourceLocation: SourceLocation = #_sourceLocation,
-    _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(5))
-    }
-    Issue.record("timed out waiting for: \(what)", sourceLocation: sourceLocation)
-    throw CancellationError()
 }
 
 /// Records a session's events as they arrive, for tests to wait on.
