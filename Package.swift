@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 //
 // Leasehold: a networked lease coordination service for shared block volumes.
-// Module plan (ARCHITECTURE.md): Core <- Store, Wire <- Server, Client <- executables.
+// Module plan (ARCHITECTURE.md): Core <- Messages <- Journal <- Store; Messages <- Wire <- Server
+// (Journal) and Client <- executables. Store does not import Wire; Server does not import Store.
 import PackageDescription
 
 let package = Package(
@@ -10,6 +11,8 @@ let package = Package(
     products: [
         .library(name: "LeaseholdCore", targets: ["LeaseholdCore"]),
         .library(name: "LeaseholdStore", targets: ["LeaseholdStore"]),
+        .library(name: "LeaseholdMessages", targets: ["LeaseholdMessages"]),
+        .library(name: "LeaseholdJournal", targets: ["LeaseholdJournal"]),
         .library(name: "LeaseholdWire", targets: ["LeaseholdWire"]),
         .library(name: "LeaseholdServer", targets: ["LeaseholdServer"]),
         .library(name: "LeaseholdClient", targets: ["LeaseholdClient"]),
@@ -55,12 +58,40 @@ let package = Package(
             name: "LeaseholdCoreTests",
             dependencies: ["LeaseholdCore", "LeaseholdTestSupport"]
         ),
-        // The wire contract: generated protobuf messages (Generated/, from Protos/), the
-        // length-prefixed frame codec, and the mapping between messages and Core types.
+        // The messages: generated protobuf code (Generated/, from Protos/: the wire contract
+        // and the journal's change sets) and their mapping to Core values. No NIO.
+        .target(
+            name: "LeaseholdMessages",
+            dependencies: [
+                "LeaseholdCore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .testTarget(
+            name: "LeaseholdMessagesTests",
+            dependencies: ["LeaseholdMessages", "LeaseholdCore", "LeaseholdTestSupport"]
+        ),
+        // The journal, whatever makes it durable: the sink protocol with its typed
+        // outcomes, group commit with batches in flight released in order, the in-memory
+        // sink, and booting a Coordinator from a sink.
+        .target(
+            name: "LeaseholdJournal",
+            dependencies: [
+                "LeaseholdCore",
+                "LeaseholdMessages",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "LeaseholdJournalTests",
+            dependencies: ["LeaseholdJournal", "LeaseholdStore", "LeaseholdCore", "LeaseholdTestSupport"]
+        ),
+        // The wire: the length-prefixed frame codec, envelopes and outboxes over NIO.
         .target(
             name: "LeaseholdWire",
             dependencies: [
                 "LeaseholdCore",
+                "LeaseholdMessages",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
@@ -69,6 +100,7 @@ let package = Package(
             name: "LeaseholdWireTests",
             dependencies: [
                 "LeaseholdWire",
+                "LeaseholdMessages",
                 "LeaseholdCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -81,7 +113,8 @@ let package = Package(
             name: "LeaseholdServer",
             dependencies: [
                 "LeaseholdCore",
-                "LeaseholdStore",
+                "LeaseholdJournal",
+                "LeaseholdMessages",
                 "LeaseholdWire",
                 "LeaseholdCertificates",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -100,6 +133,7 @@ let package = Package(
             name: "LeaseholdClient",
             dependencies: [
                 "LeaseholdCore",
+                "LeaseholdMessages",
                 "LeaseholdWire",
                 "LeaseholdCertificates",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -114,6 +148,7 @@ let package = Package(
             name: "leaseholdd",
             dependencies: [
                 "LeaseholdServer",
+                "LeaseholdStore",
                 "LeaseholdCore",
                 "LeaseholdCertificates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -128,6 +163,9 @@ let package = Package(
                 "LeaseholdTestSupport",
                 "LeaseholdClient",
                 "LeaseholdCore",
+                "LeaseholdJournal",
+                "LeaseholdStore",
+                "LeaseholdMessages",
                 "LeaseholdWire",
                 "LeaseholdCertificates",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -186,25 +224,26 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
-        // SQLite journal (GRDB on the system libsqlite3): schema and migrations, group
-        // commit of the Coordinator's change sets, recovery, online snapshots.
+        // The SQLite file as a journal sink (GRDB on the system libsqlite3): schema and
+        // migrations, one transaction per batch, loading, online snapshots.
         .target(
             name: "LeaseholdStore",
             dependencies: [
                 "LeaseholdCore",
-                "LeaseholdWire",
+                "LeaseholdJournal",
+                "LeaseholdMessages",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "LeaseholdStoreTests",
-            dependencies: ["LeaseholdStore", "LeaseholdCore", "LeaseholdTestSupport", "leasehold-crash-helper"]
+            dependencies: ["LeaseholdStore", "LeaseholdJournal", "LeaseholdCore", "LeaseholdTestSupport", "leasehold-crash-helper"]
         ),
         // The workload the journal's crash test kills with SIGKILL (not shipped).
         .executableTarget(
             name: "leasehold-crash-helper",
-            dependencies: ["LeaseholdStore", "LeaseholdCore"]
+            dependencies: ["LeaseholdStore", "LeaseholdJournal", "LeaseholdCore"]
         ),
         .executableTarget(
             name: "LeaseholdCoreBenchmarks",
@@ -219,6 +258,7 @@ let package = Package(
             name: "LeaseholdStoreBenchmarks",
             dependencies: [
                 "LeaseholdCore",
+                "LeaseholdJournal",
                 "LeaseholdStore",
                 .product(name: "Benchmark", package: "benchmark"),
             ],

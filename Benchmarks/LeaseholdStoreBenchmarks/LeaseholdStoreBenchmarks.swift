@@ -5,6 +5,7 @@
 import Benchmark
 import Foundation
 import LeaseholdCore
+import LeaseholdJournal
 import LeaseholdStore
 import Synchronization
 
@@ -78,7 +79,8 @@ func setUp(clients count: Int, name: String) async throws -> (Owner, Journal, [C
     let store = try Store(path: scratchDirectory(name) + "/leasehold.db")
     var configuration = CoordinatorConfiguration()
     configuration.maximumTTL = .seconds(300)
-    var coordinator = try store.openCoordinator(configuration: configuration, at: .zero)
+    let boot = try await Boot.open(sink: store, configuration: configuration, at: .zero)
+    var coordinator = boot.coordinator
     var clients: [Client] = []
     var changes: [ChangeSet] = []
     for index in 0..<count {
@@ -99,8 +101,9 @@ func setUp(clients count: Int, name: String) async throws -> (Owner, Journal, [C
         changes.append(allocated.effects.changes)
         clients.append(Client(session: grant.session, caller: caller, inode: inode, sequence: 2))
     }
-    try store.apply(changes)
-    let journal = Journal(store: store)
+    let journal = boot.journal
+    for changes in changes { journal.enqueue(changes) }
+    await journal.commit(ChangeSet())
     return (Owner(coordinator: coordinator, journal: journal), journal, clients, store)
 }
 
@@ -111,8 +114,8 @@ func setUp(clients count: Int, name: String) async throws -> (Owner, Journal, [C
 func writeLargeDatabase(sessions sessionCount: Int, pins pinCount: Int, name: String) throws -> String {
     let path = scratchDirectory(name) + "/leasehold.db"
     let store = try Store(path: path)
-    var coordinator = try store.openCoordinator(configuration: CoordinatorConfiguration(), at: .zero)
-    var pending: [ChangeSet] = []
+    var coordinator = try Boot.coordinator(restoring: nil, configuration: CoordinatorConfiguration(), at: .zero)
+    var pending: [ChangeSet] = [coordinator.tick(at: .zero).effects.changes]
     func step(_ request: Request) -> Reply? {
         let output = coordinator.handle(request, at: .zero)
         pending.append(output.effects.changes)
@@ -272,14 +275,16 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "Recovery: 1M pins and 100k sessions to a serving state (open, load, rebuild, check invariants, bump epoch)",
         configuration: .init(metrics: [.wallClock, .peakMemoryResident], timeUnits: .milliseconds, warmupIterations: 0, maxDuration: .seconds(60), maxIterations: 3)
-    ) { benchmark in
+    ) { benchmark async throws in
         let path = try writeLargeDatabase(sessions: 100_000, pins: 1_000_000, name: "recovery")
         var configuration = CoordinatorConfiguration()
         configuration.maximumTTL = .seconds(300)
         benchmark.startMeasurement()
         let store = try Store(path: path)
-        var coordinator = try store.openCoordinator(configuration: configuration, at: .zero)
+        let boot = try await Boot.open(sink: store, configuration: configuration, at: .zero)
         benchmark.stopMeasurement()
+        boot.journal.close()
+        var coordinator = boot.coordinator
         let status = coordinator.handle(Request(caller: Caller(identity: "admin", isAdmin: true), command: .status), at: .zero).reply
         guard case .success(.status(let figures))? = status, figures.pins == 1_000_000, figures.sessions == 100_001 else {
             fatalError("recovered state is not the written one: \(String(describing: status))")

@@ -1,5 +1,6 @@
 import Foundation
 import LeaseholdCertificates
+import LeaseholdMessages
 import LeaseholdWire
 import NIOCore
 import NIOPosix

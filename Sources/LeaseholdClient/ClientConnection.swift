@@ -1,5 +1,6 @@
 import Foundation
 import LeaseholdCore
+import LeaseholdMessages
 import LeaseholdWire
 import Logging
 import NIOCore
@@ -39,7 +40,7 @@ final class ClientConnection: Sendable {
     struct Link: Sendable {
         /// Requests wait here for the connection's writer task, which sends everything
         /// queued at once as one batch.
-        let outbox: Outbox
+        let outbox: Outbox<ByteBuffer>
         let channel: any Channel
         let generation: UInt64
     }
@@ -62,10 +63,6 @@ final class ClientConnection: Sendable {
         var otherListeners: [ObjectIdentifier: any ConnectionListener] = [:]
         var generation: UInt64 = 0
         var lastClosing: String?
-        /// Test hook: drop the next pin reply and cut the connection.
-        var dropNextResponse = false
-        /// Test hook: do not reconnect while set.
-        var holdReconnects = false
     }
 
     /// Requests queued for the writer before the connection counts as stuck and is cut
@@ -160,7 +157,6 @@ final class ClientConnection: Sendable {
         while true {
             if case .closed = self.state.withLock({ $0.phase }) { break }
             try? await Task.sleep(for: backoff)
-            while self.state.withLock({ $0.holdReconnects }) { try? await Task.sleep(for: .milliseconds(5)) }
             if case .closed = self.state.withLock({ $0.phase }) { break }
             do {
                 let channel = try await self.connect()
@@ -201,7 +197,7 @@ final class ClientConnection: Sendable {
                 if case .error(let error)? = response.result { throw LeaseholdError(wire: error) }
                 guard case .helloOk(let ok)? = response.result else { throw LeaseholdError.protocolError("the server answered Hello with something else") }
                 let hello = ServerHello(wire: ok)
-                let outbox = Outbox(limit: Self.maxQueuedRequests)
+                let outbox = Outbox<ByteBuffer>(limit: Self.maxQueuedRequests)
                 let underlying = channel.channel
                 outbox.onOverflow { underlying.close(promise: nil) }
                 let link = self.state.withLock { state -> Link in
@@ -282,17 +278,7 @@ final class ClientConnection: Sendable {
         }
         switch envelope.body {
         case .response(let response)?:
-            let (promise, drop) = self.state.withLock { state -> (EventLoopPromise<WireResponse>?, Bool) in
-                if state.dropNextResponse, case .pinGrant? = response.result {
-                    state.dropNextResponse = false
-                    return (nil, true)
-                }
-                return (state.pending.removeValue(forKey: envelope.id)?.promise, false)
-            }
-            if drop {
-                self.cut()
-                return
-            }
+            let promise = self.state.withLock { $0.pending.removeValue(forKey: envelope.id)?.promise }
             promise?.succeed(response)
         case .push(let push)?:
             switch push.body {
@@ -392,7 +378,7 @@ final class ClientConnection: Sendable {
             promise.fail(ConnectionLost())
             throw ConnectionLost()
         }
-        if !link.outbox.send(EnvelopeCodec.encode(EnvelopeCodec.request(id: id, request), allocator: link.channel.allocator)) {
+        if !link.outbox.send(EnvelopeCodec.encode(EnvelopeCodec.request(id: id, request))) {
             let registered = self.state.withLock { $0.pending.removeValue(forKey: id) }
             registered?.promise.fail(ConnectionLost())
         }

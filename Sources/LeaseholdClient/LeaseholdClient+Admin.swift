@@ -1,5 +1,6 @@
 import Foundation
 import LeaseholdCore
+import LeaseholdMessages
 import LeaseholdWire
 
 // MARK: - Admin (needs the admin role)

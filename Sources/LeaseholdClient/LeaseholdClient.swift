@@ -1,5 +1,6 @@
 import Foundation
 import LeaseholdCore
+import LeaseholdMessages
 import LeaseholdWire
 import Logging
 import Synchronization

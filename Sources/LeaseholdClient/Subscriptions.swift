@@ -1,4 +1,5 @@
 import LeaseholdCore
+import LeaseholdMessages
 import LeaseholdWire
 import Synchronization
 

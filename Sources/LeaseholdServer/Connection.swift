@@ -1,20 +1,21 @@
 import LeaseholdCore
+import LeaseholdMessages
 import LeaseholdWire
 import Logging
 import NIOCore
 import Synchronization
 
-/// One client connection as the Coordinator's owner sees it: who is calling, the
-/// sessions attached to it, and where its frames go.
+/// One client connection as the Coordinator's owner sees it: who is calling, and where
+/// its frames go.
 ///
-/// Lifecycle: created after the TLS handshake and `Hello`; sessions are attached by
-/// openSession and resumeSession (a resume elsewhere detaches them and closes this
-/// connection as superseded); requests count as in flight from arrival to reply; when
-/// the peer goes away or the server closes it, the owner detaches its sessions and
-/// cancels their waits, and the outbox drains before the channel closes.
+/// Lifecycle: created after the TLS handshake and `Hello`; requests count as in flight
+/// from arrival to reply; the owner attaches sessions to it (openSession, resumeSession)
+/// and detaches them (a resume elsewhere closes it as superseded); when the peer goes
+/// away or the server closes it, the owner detaches its sessions and cancels their waits,
+/// and the outbox drains before the channel closes. Frames leave as ``ServerMessage``
+/// values and are encoded in the pipeline, on the channel's event loop.
 final class Connection: Sendable {
     struct State {
-        var sessions: Set<SessionID> = []
         var inFlight = 0
         var closing = false
     }
@@ -22,20 +23,18 @@ final class Connection: Sendable {
     /// A number for logs.
     let number: UInt64
     let caller: Caller
-    let outbox: Outbox
+    let outbox: Outbox<ServerMessage>
     let channel: any Channel
     let logger: Logger
     let state = Mutex(State())
 
-    init(number: UInt64, caller: Caller, outbox: Outbox, channel: any Channel, logger: Logger) {
+    init(number: UInt64, caller: Caller, outbox: Outbox<ServerMessage>, channel: any Channel, logger: Logger) {
         self.number = number
         self.caller = caller
         self.outbox = outbox
         self.channel = channel
         self.logger = logger
     }
-
-    var sessions: Set<SessionID> { self.state.withLock { $0.sessions } }
 
     /// Counts a new request in flight.
     /// - Returns: `false` when `limit` requests are unanswered already.
@@ -47,24 +46,17 @@ final class Connection: Sendable {
         }
     }
 
-    /// Sends the response to request `id` (which is no longer in flight).
-    func reply(_ id: UInt64, _ response: WireResponse) {
-        self.state.withLock { $0.inFlight = Swift.max(0, $0.inFlight - 1) }
-        self.outbox.send(EnvelopeCodec.encode(EnvelopeCodec.response(id: id, response), allocator: self.channel.allocator))
+    /// Sends a frame; a reply ends its request's time in flight.
+    func send(_ message: ServerMessage) {
+        switch message {
+        case .reply, .response: self.state.withLock { $0.inFlight = Swift.max(0, $0.inFlight - 1) }
+        default: break
+        }
+        self.outbox.send(message)
     }
 
     func reply(_ id: UInt64, _ reply: Reply) {
-        self.reply(id, reply.wire)
-    }
-
-    func push(_ push: WirePush) {
-        self.outbox.send(EnvelopeCodec.encode(EnvelopeCodec.push(push), allocator: self.channel.allocator))
-    }
-
-    func push(_ push: Push, session: SessionID) {
-        var wire = WirePush()
-        wire.sessionPush = push.wire(session: session)
-        self.push(wire)
+        self.send(.reply(id: id, reply))
     }
 
     /// Tells the peer why, stops accepting frames, and lets the outbox drain; the writer
@@ -76,10 +68,7 @@ final class Connection: Sendable {
         }
         guard first else { return }
         self.logger.info("closing connection", metadata: ["connection.reason": "\(reason)", "connection.message": "\(message)"])
-        var push = WirePush()
-        push.closing.reason = reason
-        push.closing.message = message
-        self.push(push)
+        self.outbox.send(.closing(reason, message))
         self.outbox.finish()
     }
 

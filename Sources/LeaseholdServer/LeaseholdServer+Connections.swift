@@ -1,5 +1,6 @@
 import Foundation
 import LeaseholdCore
+import LeaseholdMessages
 import LeaseholdWire
 import Logging
 import NIOCore
@@ -16,7 +17,7 @@ import NIOSSL
 // and only this connection is closed.
 
 extension LeaseholdServer {
-    func serve(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+    func serve(_ channel: NIOAsyncChannel<ByteBuffer, ServerMessage>) async {
         let number = self.connectionCounter.add(1, ordering: .relaxed).newValue
         var logger = self.logger
         logger[metadataKey: "connection"] = "\(number)"
@@ -52,7 +53,7 @@ extension LeaseholdServer {
                     isAdmin: self.configuration.admins.contains(identity),
                     isTarget: self.configuration.targets.contains(identity)
                 )
-                let outbox = Outbox(limit: self.configuration.maxQueuedFramesPerConnection)
+                let outbox = Outbox<ServerMessage>(limit: self.configuration.maxQueuedFramesPerConnection)
                 let connection = Connection(number: number, caller: caller, outbox: outbox, channel: channel.channel, logger: logger)
                 outbox.onOverflow { [logger] in
                     logger.warning("closing a slow consumer: its outbox is full")
@@ -140,7 +141,7 @@ extension LeaseholdServer {
         var response = WireResponse()
         response.helloOk = reply.wire
         _ = connection.admit(limit: .max)
-        connection.reply(envelope.id, response)
+        connection.send(.response(id: envelope.id, response))
         return true
     }
 
@@ -164,9 +165,9 @@ extension LeaseholdServer {
         guard connection.admit(limit: self.configuration.maxInFlightPerConnection) else {
             // Not counted in flight: answered at once.
             connection.outbox.send(
-                EnvelopeCodec.encode(
-                    EnvelopeCodec.error(
-                        id: envelope.id,
+                .reply(
+                    id: envelope.id,
+                    .failure(
                         .resourceExhausted(
                             limit: "maxInFlightPerConnection",
                             message: "\(self.configuration.maxInFlightPerConnection) requests of this connection are unanswered; wait for replies"

@@ -1,13 +1,16 @@
 import Foundation
 import LeaseholdCore
+import LeaseholdJournal
+import LeaseholdMessages
 import LeaseholdWire
 
 // MARK: - Online snapshots
 //
-// `CreateSnapshot` copies the database through SQLite's backup API into
-// `<data-dir>/snapshots/` (a consistent image of committed, hence durable, state while
+// `CreateSnapshot` asks the journal sink for a copy of its durable state in
+// `<data-dir>/snapshots/` (the SQLite file: its backup API, a consistent image while
 // writes go on); `ReadSnapshot` hands it out in chunks of at most 1 MiB and removes it
-// after the last one. A snapshot file opens as a normal data directory's database.
+// after the last one. A snapshot file opens as a sink of the same kind (the SQLite one as
+// a normal data directory's database).
 
 extension LeaseholdServer {
     var snapshotDirectory: String { (self.configuration.dataDirectory as NSString).appendingPathComponent("snapshots") }
@@ -21,27 +24,25 @@ extension LeaseholdServer {
         let name = "snapshot-\(self.owner.epoch)-\(serial)-\(UInt32.random(in: .min ... .max)).db"
         let directory = self.snapshotDirectory
         let path = (directory as NSString).appendingPathComponent(name)
-        let store = self.store
-        let result: Result<UInt64, any Error> = await withCheckedContinuation { continuation in
-            // The backup is blocking I/O: off the cooperative pool.
-            DispatchQueue.global().async {
-                continuation.resume(
-                    returning: Result {
-                        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                        try store.snapshot(to: path)
-                        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber
-                        return size?.uint64Value ?? 0
-                    }
-                )
-            }
+        let result: Result<(UInt64, LogPosition), any Error>
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let position = try await self.configuration.sink.snapshot(to: path)
+            let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber
+            result = .success((size?.uint64Value ?? 0, position))
+        } catch {
+            result = .failure(error)
         }
         switch result {
-        case .success(let size):
-            connection.logger.notice("snapshot created", metadata: ["snapshot.name": "\(name)", "snapshot.bytes": "\(size)"])
+        case .success(let (size, position)):
+            connection.logger.notice(
+                "snapshot created",
+                metadata: ["snapshot.name": "\(name)", "snapshot.bytes": "\(size)", "snapshot.position": "\(position)"]
+            )
             var response = WireResponse()
             response.snapshotCreated.name = name
             response.snapshotCreated.size = size
-            connection.reply(id, response)
+            connection.send(.response(id: id, response))
         case .failure(let error):
             connection.reply(id, .failure(LeaseholdError(code: .unavailable, message: "the snapshot failed: \(error)")))
         }
@@ -72,7 +73,7 @@ extension LeaseholdServer {
             response.snapshotChunk.data = data
             response.snapshotChunk.last = last
             if last { try? FileManager.default.removeItem(atPath: path) }
-            connection.reply(id, response)
+            connection.send(.response(id: id, response))
         } catch {
             connection.reply(id, .failure(.invalidArgument("cannot read snapshot '\(name)' at offset \(offset): \(error)")))
         }

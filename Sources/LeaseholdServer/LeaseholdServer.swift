@@ -1,7 +1,8 @@
 import Foundation
 import LeaseholdCertificates
 import LeaseholdCore
-import LeaseholdStore
+import LeaseholdJournal
+import LeaseholdMessages
 import LeaseholdWire
 import Logging
 import NIOCore
@@ -14,20 +15,19 @@ import Synchronization
 /// The Leasehold server: mutual TLS on one port, length-prefixed protobuf frames, one
 /// Coordinator behind a group-commit journal.
 ///
-/// Lifecycle: ``start(configuration:logger:)`` opens (or creates) the data directory,
-/// recovers the Coordinator, generates development certificates when none are
-/// configured, and binds. ``run()`` serves until a graceful shutdown (SIGTERM/SIGINT
-/// through a `ServiceGroup`, or ``shutdown()``): it stops accepting, answers waiting
-/// requests with `unavailable`, lets every commit in flight finish and its replies
-/// drain, closes the connections, and closes the journal and the database.
+/// Lifecycle: ``start(configuration:logger:)`` generates development certificates in the
+/// data directory when none are configured, loads the configured journal sink and boots
+/// the Coordinator from it (``Boot``), and binds. ``run()`` serves until a graceful
+/// shutdown (SIGTERM/SIGINT through a `ServiceGroup`, or ``shutdown()``): it stops
+/// accepting, answers waiting requests with `unavailable`, lets every commit in flight
+/// finish and its replies drain, closes the connections, the journal and the sink.
 public final class LeaseholdServer: Service, Sendable {
     public let configuration: ServerConfiguration
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
-    let store: Store
     let journal: Journal
     let owner: CoordinatorOwner
-    let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ServerMessage>, Never>
     let limits: ServerLimits
     let connections = Mutex<[ObjectIdentifier: Connection]>([:])
     /// Every accepted channel until it closes (also those still in the TLS handshake,
@@ -44,8 +44,8 @@ public final class LeaseholdServer: Service, Sendable {
     public var metricsPort: Int? { self.metricsEndpoint?.localPort }
 
     private init(
-        configuration: ServerConfiguration, logger: Logger, group: MultiThreadedEventLoopGroup, store: Store, journal: Journal,
-        owner: CoordinatorOwner, serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, limits: ServerLimits,
+        configuration: ServerConfiguration, logger: Logger, group: MultiThreadedEventLoopGroup, journal: Journal,
+        owner: CoordinatorOwner, serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ServerMessage>, Never>, limits: ServerLimits,
         channels: ChannelRegistry, metricsEndpoint: MetricsEndpoint?
     ) {
         self.channels = channels
@@ -53,7 +53,6 @@ public final class LeaseholdServer: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         self.group = group
-        self.store = store
         self.journal = journal
         self.owner = owner
         self.serverChannel = serverChannel
@@ -61,8 +60,8 @@ public final class LeaseholdServer: Service, Sendable {
         self.localPort = serverChannel.channel.localAddress?.port ?? configuration.port
     }
 
-    /// Opens the data directory and binds the listening socket.
-    /// - Throws: a recovery error naming broken invariants, a database error, a TLS
+    /// Boots the Coordinator from the configured sink and binds the listening socket.
+    /// - Throws: a recovery error naming broken invariants, the sink's error, a TLS
     ///   configuration error, or a bind error.
     public static func start(configuration: ServerConfiguration, logger: Logger = Logger(label: "leasehold.server")) async throws -> LeaseholdServer {
         let fileManager = FileManager.default
@@ -80,16 +79,6 @@ public final class LeaseholdServer: Service, Sendable {
         }
         let sslContext = try Self.makeSSLContext(configuration.effectiveTLS)
 
-        let databasePath = (configuration.dataDirectory as NSString).appendingPathComponent("leasehold.db")
-        let store = try Store(path: databasePath)
-        let coordinator = try store.openCoordinator(configuration: configuration.coordinator, at: CoordinatorOwner.now())
-        logger.notice(
-            "data directory open",
-            metadata: [
-                "store.path": "\(databasePath)", "volume.epoch": "\(coordinator.epoch)",
-                "volume.blockSize": "\(coordinator.geometry.blockSize)", "volume.blockCount": "\(coordinator.geometry.blockCount)",
-            ]
-        )
         let registry = configuration.metrics.map { _ in PrometheusCollectorRegistry() }
         let metrics = registry.map { registry in
             var factory = PrometheusMetricsFactory(registry: registry)
@@ -97,13 +86,22 @@ public final class LeaseholdServer: Service, Sendable {
             factory.valueHistogramBuckets = ServerMetrics.valueBuckets
             return ServerMetrics(factory: factory)
         }
-        var onCommit: (@Sendable (Journal.Commit) -> Void)?
-        if let metrics { onCommit = { commit in metrics.record(commit) } }
-        let journal = Journal(store: store, logger: logger, onCommit: onCommit)
+        var options = Journal.Options()
+        options.logger = logger
+        if let metrics { options.onCommit = { commit in metrics.record(commit) } }
+        let boot = try await Boot.open(sink: configuration.sink, configuration: configuration.coordinator, at: CoordinatorOwner.now(), options: options)
+        let coordinator = boot.coordinator
+        let journal = boot.journal
+        logger.notice(
+            boot.restored ? "state restored" : "volume created",
+            metadata: [
+                "journal.sink": "\(type(of: configuration.sink))", "journal.position": "\(boot.loadedPosition)", "volume.epoch": "\(coordinator.epoch)",
+                "volume.blockSize": "\(coordinator.geometry.blockSize)", "volume.blockCount": "\(coordinator.geometry.blockCount)",
+            ]
+        )
         let group = MultiThreadedEventLoopGroup(numberOfThreads: Swift.max(1, configuration.eventLoopThreads))
         let owner = CoordinatorOwner(
-            coordinator: coordinator, journal: journal, timerLoop: group.next(), logger: logger, metrics: metrics,
-            tickPacing: configuration.tickPacing
+            coordinator: coordinator, journal: journal, timerLoop: group.next(), metrics: metrics, tickPacing: configuration.tickPacing
         )
         let limits = ServerLimits(
             configuration: coordinator.configuration,
@@ -113,7 +111,7 @@ public final class LeaseholdServer: Service, Sendable {
         )
         let maxFrame = configuration.maxFrameBytes
         let channels = ChannelRegistry()
-        let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+        let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ServerMessage>, Never>
         var metricsEndpoint: MetricsEndpoint?
         do {
             if let listener = configuration.metrics, let registry {
@@ -129,19 +127,19 @@ public final class LeaseholdServer: Service, Sendable {
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameLength: maxFrame)))
-                        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
-                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(ServerMessageEncoder()))
+                        return try NIOAsyncChannel<ByteBuffer, ServerMessage>(wrappingChannelSynchronously: channel)
                     }
                 }
         } catch {
             metricsEndpoint?.close()
             journal.close()
-            try? store.close()
+            try? configuration.sink.close()
             try? await group.shutdownGracefully()
             throw error
         }
         let server = LeaseholdServer(
-            configuration: configuration, logger: logger, group: group, store: store, journal: journal, owner: owner,
+            configuration: configuration, logger: logger, group: group, journal: journal, owner: owner,
             serverChannel: serverChannel, limits: limits, channels: channels, metricsEndpoint: metricsEndpoint
         )
         owner.start()
@@ -203,7 +201,7 @@ public final class LeaseholdServer: Service, Sendable {
             self.shutdown()
         }
         self.journal.close()
-        try self.store.close()
+        try self.configuration.sink.close()
         try await self.group.shutdownGracefully()
         self.logger.notice("stopped")
     }

@@ -1,12 +1,19 @@
 import LeaseholdCertificates
 import LeaseholdCore
+import LeaseholdJournal
+import LeaseholdMessages
 import LeaseholdWire
 import NIOCore
 
 /// Everything a server needs to start. `leaseholdd` fills it from flags, environment
 /// and a config file (docs/configuration.md); tests build it directly.
 public struct ServerConfiguration: Sendable {
-    /// The data directory: the database, auto-TLS certificates and snapshots.
+    /// Where the journal makes the Coordinator's state durable: the SQLite file of the data
+    /// directory (`leaseholdd` opens it), a replicated log, or memory in tests. The server
+    /// loads its state from it at start and closes it when it stops.
+    public var sink: any JournalSink
+    /// The data directory: auto-TLS certificates and snapshots (and, for `leaseholdd`, the
+    /// database).
     public var dataDirectory: String = "./leasehold-data"
     /// Address to listen on; port 0 picks a free one (see ``LeaseholdServer/localPort``).
     public var host: String = "127.0.0.1"
@@ -25,7 +32,7 @@ public struct ServerConfiguration: Sendable {
     public var maxInFlightPerConnection: Int = 1_024
     /// Frames queued for a connection before it is closed as a slow consumer.
     public var maxQueuedFramesPerConnection: Int = 65_536
-    /// Event loop threads (NIO); the Coordinator's owner and the journal have their own.
+    /// Event loop threads (NIO); the journal has its own.
     public var eventLoopThreads: Int = System.coreCount
     /// Time from accepting a connection to its `Hello` (the TLS handshake included); a
     /// peer that takes longer is closed, so a silent or half-open peer holds nothing.
@@ -38,7 +45,9 @@ public struct ServerConfiguration: Sendable {
     /// default, serves none and records none.
     public var metrics: MetricsListener?
 
-    public init() {}
+    public init(sink: any JournalSink) {
+        self.sink = sink
+    }
 
     /// The address of the metrics endpoint; port 0 picks a free one (see
     /// ``LeaseholdServer/metricsPort``).

@@ -1,6 +1,6 @@
 import CoreMetrics
 import LeaseholdCore
-import LeaseholdStore
+import LeaseholdJournal
 import Synchronization
 
 /// The server's metrics, made through a swift-metrics factory (Prometheus in

@@ -1,16 +1,16 @@
 import Foundation
 import GRDB
+import LeaseholdJournal
 import LeaseholdCore
-import LeaseholdWire
+import LeaseholdMessages
 
 /// Reads every table into a ``PersistentState`` (recovery). A row that cannot be decoded
 /// is a `StoreError.malformedRow` naming it; nothing is repaired silently.
 enum RowReader {
-    /// Every table, on one connection.
-    static func load(_ db: Database) throws -> PersistentState {
-        var state = try self.loadAllButPins(db)
-        state.pins = try self.loadPins(db)
-        return state
+    /// The journal position the database reflects.
+    static func position(_ db: Database) throws -> LogPosition {
+        guard let row = try Row.fetchOne(db, sql: "SELECT term, logIndex FROM journal WHERE id = 1") else { return .zero }
+        return LogPosition(term: UInt64(stored: row[0]), index: UInt64(stored: row[1]))
     }
 
     /// The big tables are sized up front: growing a dictionary of a million rows rehashes

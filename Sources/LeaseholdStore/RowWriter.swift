@@ -1,7 +1,8 @@
 import Foundation
 import GRDB
+import LeaseholdJournal
 import LeaseholdCore
-import LeaseholdWire
+import LeaseholdMessages
 
 /// Writes change-set rows with cached statements: one `INSERT OR REPLACE` per upsert,
 /// one `DELETE` per removed key.
@@ -148,6 +149,11 @@ struct RowWriter {
         case .target(let name, nil):
             try self.run("DELETE FROM target WHERE name = ?", [name])
         }
+    }
+
+    /// The journal position of the batch being written.
+    func write(_ position: LogPosition) throws {
+        try self.run("INSERT OR REPLACE INTO journal (id, term, logIndex) VALUES (1, ?, ?)", [position.term.stored, position.index.stored])
     }
 
     private func run(_ sql: String, _ arguments: StatementArguments) throws {

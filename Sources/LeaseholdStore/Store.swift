@@ -1,9 +1,11 @@
 import Foundation
 import GRDB
 import LeaseholdCore
+import LeaseholdJournal
 import Synchronization
 
-/// The database of a Leasehold data directory: the Coordinator's persisted rows.
+/// The database of a Leasehold data directory: the Coordinator's persisted rows and the
+/// journal position they reflect. It is the embedded journal sink (`Store+JournalSink`).
 ///
 /// One `Store` per file per process (GRDB's rule). WAL mode (a `DatabasePool`), and
 /// `synchronous = FULL` on the writer, checked after opening: GRDB sets `NORMAL` when it
@@ -35,10 +37,11 @@ public final class Store: Sendable {
         try self.pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM volume)") ?? false }
     }
 
-    /// Applies change sets, in order, in one transaction: durable when it returns.
+    /// Applies change sets, in order, in one transaction, and records `position` as the
+    /// journal position the database now reflects: durable when it returns.
     /// - Returns: how long the `COMMIT` took (appending to the WAL and its fsync).
     @discardableResult
-    public func apply(_ changeSets: [ChangeSet]) throws -> Duration {
+    public func apply(_ changeSets: [ChangeSet], position: LogPosition? = nil) throws -> Duration {
         try self.pool.writeWithoutTransaction { db in
             try db.execute(sql: "BEGIN IMMEDIATE")
             do {
@@ -46,6 +49,7 @@ public final class Store: Sendable {
                 for changes in changeSets {
                     for row in changes.rows { try writer.write(row) }
                 }
+                if let position { try writer.write(position) }
                 let clock = ContinuousClock()
                 let start = clock.now
                 try db.execute(sql: "COMMIT")
@@ -57,11 +61,16 @@ public final class Store: Sendable {
         }
     }
 
+    /// The journal position of the last batch written (`zero` before the first).
+    public func position() throws -> LogPosition {
+        try self.pool.read { db in try RowReader.position(db) }
+    }
+
     /// Every persisted row: the `pin` table (the biggest by far) on a second reader
     /// connection and thread while the rest loads on another. Both read the same state:
     /// the writer is held meanwhile, so no commit can land between them (the system
     /// SQLite has no snapshot API).
-    public func load() throws -> PersistentState {
+    public func loadState() throws -> PersistentState {
         let pins = Mutex<Result<[PinID: PinRecord], any Error>?>(nil)
         let rest = Mutex<Result<PersistentState, any Error>?>(nil)
         self.pool.writeWithoutTransaction { _ in
@@ -82,11 +91,15 @@ public final class Store: Sendable {
 
     /// Copies the database to `destination` through SQLite's backup API: a consistent
     /// image while writes go on. The copy opens as a normal Leasehold data directory.
-    public func snapshot(to destination: String) throws {
+    /// - Returns: the journal position the copy reflects.
+    @discardableResult
+    public func backup(to destination: String) throws -> LogPosition {
         let target = try DatabaseQueue(path: destination)
         try self.pool.backup(to: target)
         try target.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+        let position = try target.read { db in try RowReader.position(db) }
         try target.close()
+        return position
     }
 
     /// The schema as SQL, as `sqlite3 .schema` prints it.

@@ -140,6 +140,19 @@ enum StoreSchema {
                     """
             )
         }
+        migrator.registerMigration("v2: journal position") { db in
+            try db.execute(
+                sql: """
+                    -- The journal position of the last batch written: its term (0 on a single
+                    -- node) and index. A database without the row is at position 0:0.
+                    CREATE TABLE journal (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        term INTEGER NOT NULL,
+                        logIndex INTEGER NOT NULL
+                    );
+                    """
+            )
+        }
         return migrator
     }
 }

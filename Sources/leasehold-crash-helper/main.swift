@@ -9,6 +9,7 @@
 // broken server would, so the checker has something to find.
 import Foundation
 import LeaseholdCore
+import LeaseholdJournal
 import LeaseholdStore
 
 /// One acknowledged request: what the test retransmits after the restart.
@@ -50,8 +51,9 @@ configuration.geometry = try VolumeGeometry(blockSize: 4096, blockCount: 1 << 16
 configuration.maximumTTL = .seconds(300)
 
 let store = try Store(path: arguments[1])
-var coordinator = try store.openCoordinator(configuration: configuration, at: .zero)
-let journal = Journal(store: store)
+let boot = try await Boot.open(sink: store, configuration: configuration, at: .zero)
+var coordinator = boot.coordinator
+let journal = boot.journal
 let output = Output()
 let encoder = JSONEncoder()
 var random = Generator(state: seed)

@@ -3,6 +3,7 @@ import Foundation
 import LeaseholdCertificates
 import LeaseholdCore
 import LeaseholdServer
+import LeaseholdStore
 import Logging
 import ServiceLifecycle
 
@@ -88,8 +89,12 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "leaseholdd")
 
-        var configuration = ServerConfiguration()
-        if let dataDir = value(self.dataDir, "data-dir") { configuration.dataDirectory = dataDir }
+        // The embedded default: the data directory's SQLite file is the journal's sink.
+        let dataDirectory = value(self.dataDir, "data-dir") ?? "./leasehold-data"
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let store = try Store(path: (dataDirectory as NSString).appendingPathComponent("leasehold.db"))
+        var configuration = ServerConfiguration(sink: store)
+        configuration.dataDirectory = dataDirectory
         if let listen = try address(self.listen, "listen") {
             configuration.host = listen.host
             configuration.port = listen.port

@@ -157,7 +157,7 @@ struct OperationsTests {
         let size = try await admin.snapshot(to: path)
         #expect(size > 0)
         let copy = try Store(path: path)
-        #expect(try copy.load().inodes.count == 1)
+        #expect(try copy.loadState().inodes.count == 1)
         try copy.close()
         #expect(try await admin.checkInvariants().isEmpty)
         admin.close()

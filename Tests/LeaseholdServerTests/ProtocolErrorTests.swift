@@ -2,6 +2,7 @@ import Foundation
 import LeaseholdClient
 import LeaseholdCore
 import LeaseholdTestSupport
+import LeaseholdMessages
 import LeaseholdWire
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import LeaseholdClient
 import LeaseholdCore
+import LeaseholdMessages
 import LeaseholdWire
 import Testing
 

@@ -2,6 +2,7 @@ import Foundation
 import LeaseholdCertificates
 import LeaseholdCore
 import LeaseholdTestSupport
+import LeaseholdMessages
 import LeaseholdWire
 import NIOCore
 import NIOPosix

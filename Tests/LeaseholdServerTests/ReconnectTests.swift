@@ -34,17 +34,22 @@ struct ReconnectTests {
     @Test("a pin whose reply is lost is retried with the same slot and sequence: one pin, the stored reply")
     func lostReply() async throws {
         let cluster = try await TestCluster.start()
-        let client = try await cluster.client("gpu-0")
+        let proxy = try await FaultProxy.start(to: cluster.port)
+        let client = try await cluster.client("gpu-0") { $0.port = proxy.port }
         let admin = try await cluster.client()
         let session = try await client.openSession(ttl: .seconds(3))
         let inode = try await session.createInode()
         _ = try await session.allocate(inode, ByteRange(offset: 0, length: 4 * 4_096))
-        let generation = client.connection.state.withLock { state in
-            state.dropNextResponse = true
-            return state.generation
-        }
-        let grant = try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 4_096)], kind: .longTerm)
-        // The reply was dropped and the connection cut: the grant came from a retry.
+        let generation = client.connection.state.withLock { $0.generation }
+        // The server grants the pin and its reply is lost on the way back; then the
+        // connection breaks.
+        proxy.swallowReplies(true)
+        async let pinned = session.pin(inode, ranges: [ByteRange(offset: 0, length: 4_096)], kind: .longTerm)
+        try await eventually("the server granted the pin") { try await admin.pins().count == 1 }
+        proxy.cutAll()
+        proxy.swallowReplies(false)
+        let grant = try await pinned
+        // The grant came from a retry on a new connection.
         #expect(client.connection.state.withLock { $0.generation } > generation)
         let pins = try await admin.pins()
         #expect(pins.count == 1)
@@ -52,13 +57,15 @@ struct ReconnectTests {
         #expect(pins.first?.token == grant.token)
         client.close()
         admin.close()
+        try await proxy.stop()
         try await cluster.stop()
     }
 
     @Test("pushes made while a client is disconnected are replayed on resume, in order")
     func replay() async throws {
         let cluster = try await TestCluster.start { $0.coordinator.recallTimeout = .seconds(5) }
-        let client = try await cluster.client("gpu-0")
+        let proxy = try await FaultProxy.start(to: cluster.port)
+        let client = try await cluster.client("gpu-0") { $0.port = proxy.port }
         let other = try await cluster.client("truncater")
         let session = try await client.openSession(ttl: .seconds(3))
         let events = EventLog(session)
@@ -70,15 +77,15 @@ struct ReconnectTests {
             pins.append(try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 4_096)], kind: .longTerm, allocate: true).pin)
             inodes.append(inode)
         }
-        client.connection.state.withLock { $0.holdReconnects = true }
-        client.connection.cut()
+        proxy.refuse(true)
+        proxy.cutAll()
         try await eventually("the client notices the lost connection") {
             if case .connecting = client.connection.state.withLock({ $0.phase }) { return true }
             return false
         }
         for inode in inodes { _ = try await breaker.truncate(inode, size: 0) }
         #expect(events.all.allSatisfy { if case .pinRecall = $0 { false } else { true } })
-        client.connection.state.withLock { $0.holdReconnects = false }
+        proxy.refuse(false)
         _ = try await events.first("resumed") { event -> Bool? in
             if case .resumed = event { return true }
             return nil
@@ -90,45 +97,52 @@ struct ReconnectTests {
         #expect(recalled == pins)
         client.close()
         other.close()
+        try await proxy.stop()
         try await cluster.stop()
     }
 
     @Test("a client cut off past its local deadline is told to stop DMA, and renewed when it comes back in time")
     func jeopardy() async throws {
         let cluster = try await TestCluster.start()
-        let client = try await cluster.client("gpu-0") { $0.jeopardyMargin = .seconds(1) }
+        let proxy = try await FaultProxy.start(to: cluster.port)
+        let client = try await cluster.client("gpu-0") {
+            $0.port = proxy.port
+            $0.jeopardyMargin = .seconds(1)
+        }
         let session = try await client.openSession(ttl: .seconds(2))
         let events = EventLog(session)
-        client.connection.state.withLock { $0.holdReconnects = true }
-        client.connection.cut()
+        proxy.refuse(true)
+        proxy.cutAll()
         _ = try await events.first("jeopardy") { event -> Bool? in
             if case .jeopardy = event { return true }
             return nil
         }
         #expect(session.leaseState == .jeopardy)
-        client.connection.state.withLock { $0.holdReconnects = false }
+        proxy.refuse(false)
         _ = try await events.first("renewed") { event -> Bool? in
             if case .renewed = event { return true }
             return nil
         }
         #expect(session.leaseState == .active)
         client.close()
+        try await proxy.stop()
         try await cluster.stop()
     }
 
     @Test("a client cut off past its TTL finds its session expired and fenced when it comes back")
     func expired() async throws {
         let cluster = try await TestCluster.start()
-        let client = try await cluster.client("gpu-0")
+        let proxy = try await FaultProxy.start(to: cluster.port)
+        let client = try await cluster.client("gpu-0") { $0.port = proxy.port }
         let session = try await client.openSession(ttl: .milliseconds(300))
         let events = EventLog(session)
-        client.connection.state.withLock { $0.holdReconnects = true }
-        client.connection.cut()
+        proxy.refuse(true)
+        proxy.cutAll()
         let admin = try await cluster.client()
         try await eventually("the server expires the session") {
             try await admin.sessions().isEmpty
         }
-        client.connection.state.withLock { $0.holdReconnects = false }
+        proxy.refuse(false)
         let ended = try await events.first("ended") { event -> LeaseholdError?? in
             if case .ended(let error) = event { return .some(error) }
             return nil
@@ -137,6 +151,7 @@ struct ReconnectTests {
         #expect(events.all.contains { if case .jeopardy = $0 { true } else { false } })
         client.close()
         admin.close()
+        try await proxy.stop()
         try await cluster.stop()
     }
 }

@@ -3,6 +3,7 @@ import LeaseholdCertificates
 @testable import LeaseholdClient
 import LeaseholdCore
 import LeaseholdServer
+import LeaseholdStore
 import LeaseholdTestSupport
 import Logging
 import Synchronization
@@ -20,7 +21,8 @@ final class TestCluster: Sendable {
 
     static func start(_ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestCluster {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-test-\(UUID().uuidString)").path
-        var configuration = ServerConfiguration()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var configuration = ServerConfiguration(sink: try Store(path: directory + "/leasehold.db"))
         configuration.dataDirectory = directory
         configuration.port = 0
         configuration.eventLoopThreads = 2

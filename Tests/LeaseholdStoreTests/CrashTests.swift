@@ -1,5 +1,6 @@
 import Foundation
 import LeaseholdCore
+import LeaseholdJournal
 import LeaseholdTestSupport
 import Synchronization
 import Testing
@@ -47,7 +48,7 @@ struct CrashTests {
             let delay = Duration.milliseconds(Int64(random.int(20...400)))
             let acknowledged = try await Self.runHelper(database: path, seed: seed &+ UInt64(round), killAfter: delay)
             total += acknowledged.count
-            let problems = try checker.check(database: path, acknowledged: acknowledged)
+            let problems = try await checker.check(database: path, acknowledged: acknowledged)
             #expect(problems.isEmpty, "round \(round) (killed \(delay) after READY, \(acknowledged.count) acknowledged): \(problems.prefix(5))")
             #expect(!acknowledged.isEmpty, "round \(round): the helper acknowledged nothing before the kill")
         }
@@ -63,7 +64,7 @@ struct CrashTests {
         for round in 0..<10 {
             let delay = Duration.milliseconds(Int64(random.int(50...300)))
             let acknowledged = try await Self.runHelper(database: path, seed: seed &+ UInt64(round), killAfter: delay, acknowledgeBeforeCommit: true)
-            if try !checker.check(database: path, acknowledged: acknowledged).isEmpty { caught += 1 }
+            if try await !checker.check(database: path, acknowledged: acknowledged).isEmpty { caught += 1 }
         }
         print("CrashTests negative control: acknowledging before the commit was caught in \(caught) of 10 kills")
         #expect(caught > 0, "acknowledging before the commit was never caught in 10 kills")
@@ -76,17 +77,19 @@ struct CrashTests {
         var lastEpoch: UInt64 = 0
 
         /// Every way the database falls short of what was acknowledged.
-        mutating func check(database: String, acknowledged: [Acknowledgement]) throws -> [String] {
+        mutating func check(database: String, acknowledged: [Acknowledgement]) async throws -> [String] {
             var problems: [String] = []
             let store = try Store(path: database)
             defer { try? store.close() }
             var coordinator: Coordinator
             do {
-                coordinator = try store.openCoordinator(configuration: CrashTests.configuration, at: .zero)
+                let boot = try await Boot.open(sink: store, configuration: CrashTests.configuration, at: .zero)
+                boot.journal.close()
+                coordinator = boot.coordinator
             } catch {
                 return ["recovery failed: \(error)"]
             }
-            let state = try store.load()
+            let state = try store.loadState()
             if let epoch = state.volume?.epoch {
                 if epoch <= self.lastEpoch { problems.append("epoch \(epoch) is not above \(self.lastEpoch)") }
                 self.lastEpoch = epoch

@@ -1,18 +1,21 @@
 import Foundation
 import LeaseholdCore
+import LeaseholdJournal
 import LeaseholdTestSupport
 import Synchronization
 import Testing
 
 @testable import LeaseholdStore
 
-@Suite("Journal: group commit")
+@Suite("Journal on the SQLite file: group commit")
 struct JournalTests {
     @Test("change sets queued while a transaction commits share the next one; order is kept")
     func groupCommit() async throws {
         let store = try Store(path: try temporaryDatabase())
         let commits = Mutex<[Journal.Commit]>([])
-        let journal = Journal(store: store, onCommit: { commit in commits.withLock { $0.append(commit) } })
+        var options = Journal.Options()
+        options.onCommit = { commit in commits.withLock { $0.append(commit) } }
+        let journal = Journal(sink: store, after: .zero, options: options)
         var coordinator = Coordinator(configuration: Harness.configuration())
         var rows = 0
         let initial = coordinator.tick(at: .zero).effects.changes
@@ -52,9 +55,11 @@ struct JournalTests {
         #expect(reported.reduce(0) { $0 + $1.rows } == rows)
         #expect(reported.allSatisfy { $0.sync > .zero && $0.sync <= $0.duration })
         // The slot row ends with the last sequence: later rows won.
-        let state = try store.load()
+        let state = try store.loadState()
         #expect(state.slots[SlotKey(session: grant.session, slot: 0)]?.sequence == 500)
         #expect(state == coordinator.persistentState())
+        #expect(try store.position() == journal.position, "the database records the position of the last batch")
+        #expect(journal.position.index == statistics.transactions)
         journal.close()
     }
 
@@ -62,8 +67,10 @@ struct JournalTests {
     func bigBurstsCommitInSlices() async throws {
         let store = try Store(path: try temporaryDatabase())
         let commits = Mutex<[Journal.Commit]>([])
-        let journal = Journal(store: store, onCommit: { commit in commits.withLock { $0.append(commit) } })
-        let rowsPerSet = Journal.maxRowsPerTransaction * 3 / 4
+        var options = Journal.Options()
+        options.onCommit = { commit in commits.withLock { $0.append(commit) } }
+        let journal = Journal(sink: store, after: .zero, options: options)
+        let rowsPerSet = Journal.maxRowsPerBatch * 3 / 4
         // The writer may take the first set alone before the rest are queued; every
         // transaction after it stops at the first set that reaches the limit.
         var last: UInt64 = 0
@@ -77,14 +84,14 @@ struct JournalTests {
         #expect(reported.reduce(0) { $0 + $1.changeSets } == 4)
         #expect(reported.count >= 2, "4 sets of \(rowsPerSet) rows cannot share one transaction")
         #expect(reported.allSatisfy { $0.changeSets <= 2 })
-        #expect(try store.load().freeExtents.count == 4 * rowsPerSet)
+        #expect(try store.loadState().freeExtents.count == 4 * rowsPerSet)
         journal.close()
     }
 
     @Test("an empty change set is durable only once everything queued before it is")
     func emptyChangeSetIsABarrier() async throws {
         let store = try Store(path: try temporaryDatabase())
-        let journal = Journal(store: store)
+        let journal = Journal(sink: store, after: .zero)
         var coordinator = Coordinator(configuration: Harness.configuration())
         let first = journal.enqueue(coordinator.tick(at: .zero).effects.changes)
         let barrier = journal.enqueue(ChangeSet())
@@ -98,7 +105,9 @@ struct JournalTests {
     func failStop() async throws {
         let store = try Store(path: try temporaryDatabase())
         let failures = Mutex<[String]>([])
-        let journal = Journal(store: store, onFailure: { error in failures.withLock { $0.append("\(error)") } })
+        var options = Journal.Options()
+        options.onFailure = { failure in failures.withLock { $0.append("\(failure)") } }
+        let journal = Journal(sink: store, after: .zero, options: options)
         var coordinator = Coordinator(configuration: Harness.configuration())
         try store.close()
         let sequence = journal.enqueue(coordinator.tick(at: .zero).effects.changes)

@@ -1,5 +1,6 @@
 import Foundation
 import LeaseholdCore
+import LeaseholdJournal
 import LeaseholdTestSupport
 import Testing
 
@@ -34,7 +35,7 @@ struct StoreTests {
 
         let reopened = try Store(path: path)
         #expect(try reopened.hasVolume())
-        #expect(try reopened.load() == coordinator.persistentState())
+        #expect(try reopened.loadState() == coordinator.persistentState())
     }
 
     @Test("list texts round-trip and refuse malformed input")
@@ -70,7 +71,7 @@ struct StoreTests {
                     try store.apply(simulation.takeChanges())
                 }
                 problems += simulation.problems.prefix(3).map { "round \(round): \($0)" }
-                let loaded = try store.load()
+                let loaded = try store.loadState()
                 let expected = simulation.harness.coordinator.persistentState()
                 problems += loaded.differences(from: expected).map { "round \(round): reloaded rows differ: \($0)" }
                 let restored = try Coordinator(restoring: loaded, configuration: Simulation.configuration(), at: .zero)
@@ -93,14 +94,14 @@ struct StoreTests {
         simulation.run(steps: 300)
         try store.apply(simulation.takeChanges())
         let snapshotPath = try temporaryDatabase("snapshot.db")
-        async let snapshot: Void = { try store.snapshot(to: snapshotPath) }()
+        async let snapshot: LogPosition = { try store.backup(to: snapshotPath) }()
         for _ in 0..<300 {
             simulation.step()
             try store.apply(simulation.takeChanges())
         }
-        try await snapshot
+        _ = try await snapshot
         let copy = try Store(path: snapshotPath)
-        let state = try copy.load()
+        let state = try copy.loadState()
         let restored = try Coordinator(restoring: state, configuration: Simulation.configuration(), at: .zero)
         #expect(InvariantChecker.check(restored).isEmpty)
         #expect(state.volume != nil)

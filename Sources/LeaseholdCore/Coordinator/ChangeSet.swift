@@ -34,9 +34,6 @@ public struct ChangeSet: Hashable, Sendable {
     /// Whether nothing changed (nothing to commit).
     public var isEmpty: Bool { self.rows.isEmpty }
 
-    /// Number of rows written or deleted.
-    public var rowCount: Int { self.rows.count }
-
     /// Appends a later change set: its rows win over this one's.
     public mutating func merge(_ later: ChangeSet) {
         self.rows.append(contentsOf: later.rows)

@@ -31,8 +31,6 @@ struct TimerQueue: Sendable, Equatable {
     /// The earliest key, cached: every step asks whether anything is due.
     private var earliest: Key?
 
-    var count: Int { self.scheduled.count }
-
     /// Sets (or moves) the timer of `target`.
     mutating func schedule(_ target: Target, at instant: Instant) {
         let key = Key(at: instant, target: target)

@@ -1,4 +1,5 @@
 import LeaseholdCore
+import LeaseholdMessages
 import NIOCore
 import SwiftProtobuf
 
@@ -17,7 +18,7 @@ public enum EnvelopeCodec {
     }
 
     /// Encodes an envelope into a new payload buffer.
-    public static func encode(_ envelope: Leasehold_V1_Envelope, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+    public static func encode(_ envelope: Leasehold_V1_Envelope) -> ByteBuffer {
         // Serializing a message built in memory cannot fail (no required fields in proto3).
         let bytes: PayloadBytes = try! envelope.serializedBytes()
         return bytes.buffer

@@ -1,21 +1,21 @@
-import NIOCore
 import Synchronization
 
-/// The frames waiting to be written to one connection, on either side.
+/// The frames waiting to be written to one connection, on either side: encoded payloads
+/// on the client, message values the pipeline encodes on the server.
 ///
-/// Lifecycle: any thread `send`s encoded frames (on the server: the journal's writer
-/// thread after a commit, the Coordinator's owner for recalls, the connection's own task
-/// for handshake and protocol errors; on the client: every task making a request); the
+/// Lifecycle: any thread `send`s frames (on the server: the journal's writer thread after
+/// a commit, the Coordinator's owner for immediate replies and recalls, the connection's
+/// own task for handshake and protocol errors; on the client: every task making a request); the
 /// connection's writer task takes everything queued in one `next()` and writes it as one
 /// batch, so frames queued together leave in one TLS write and one system call (replies
 /// released by one commit; requests of workers woken by one read). `finish()` lets the
 /// writer drain what is queued and stop. A connection that lets more than `limit` frames
 /// pile up is a slow consumer: further sends are dropped and `onOverflow` runs once (the
 /// server closes it; its sessions can resume elsewhere and get their pushes replayed).
-public final class Outbox: Sendable {
+public final class Outbox<Frame: Sendable>: Sendable {
     private struct State {
-        var frames: [ByteBuffer] = []
-        var waiter: CheckedContinuation<[ByteBuffer]?, Never>?
+        var frames: [Frame] = []
+        var waiter: CheckedContinuation<[Frame]?, Never>?
         var finished = false
         var overflowed = false
     }
@@ -30,8 +30,8 @@ public final class Outbox: Sendable {
     /// Queues a frame payload.
     /// - Returns: `false` when the outbox is finished or overflowed (the frame is dropped).
     @discardableResult
-    public func send(_ frame: ByteBuffer) -> Bool {
-        let (accepted, waiter, overflow) = self.state.withLock { state -> (Bool, CheckedContinuation<[ByteBuffer]?, Never>?, Bool) in
+    public func send(_ frame: Frame) -> Bool {
+        let (accepted, waiter, overflow) = self.state.withLock { state -> (Bool, CheckedContinuation<[Frame]?, Never>?, Bool) in
             guard !state.finished && !state.overflowed else { return (false, nil, false) }
             if let waiter = state.waiter {
                 state.waiter = nil
@@ -64,7 +64,7 @@ public final class Outbox: Sendable {
 
     /// No more frames will be accepted; the writer drains what is queued.
     public func finish() {
-        let waiter = self.state.withLock { state -> CheckedContinuation<[ByteBuffer]?, Never>? in
+        let waiter = self.state.withLock { state -> CheckedContinuation<[Frame]?, Never>? in
             state.finished = true
             defer { state.waiter = nil }
             return state.frames.isEmpty ? state.waiter : nil
@@ -74,12 +74,12 @@ public final class Outbox: Sendable {
 
     /// Everything queued, waiting when nothing is; `nil` once finished and drained (or
     /// overflowed). One consumer only.
-    public func next() async -> [ByteBuffer]? {
-        await withCheckedContinuation { (continuation: CheckedContinuation<[ByteBuffer]?, Never>) in
-            let ready = self.state.withLock { state -> [ByteBuffer]?? in
+    public func next() async -> [Frame]? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<[Frame]?, Never>) in
+            let ready = self.state.withLock { state -> [Frame]?? in
                 if state.overflowed { return .some(nil) }
                 if !state.frames.isEmpty {
-                    var frames: [ByteBuffer] = []
+                    var frames: [Frame] = []
                     swap(&frames, &state.frames)
                     return .some(frames)
                 }

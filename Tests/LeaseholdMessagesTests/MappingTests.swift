@@ -1,6 +1,6 @@
 import Foundation
 import LeaseholdCore
-@testable import LeaseholdWire
+@testable import LeaseholdMessages
 import Testing
 
 /// Every command and every reply survives Core -> message -> bytes -> message -> Core,

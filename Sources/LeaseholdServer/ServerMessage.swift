@@ -1,0 +1,59 @@
+import LeaseholdCore
+import LeaseholdMessages
+import LeaseholdWire
+import NIOCore
+
+/// A frame the server sends, as plain values: mapped to its protobuf message and
+/// serialized by ``ServerMessageEncoder`` in the connection's pipeline, on its event loop,
+/// so that neither the Coordinator's owner nor the journal's thread encodes anything.
+enum ServerMessage: Sendable {
+    /// The answer to request `id`.
+    case reply(id: UInt64, Reply)
+    /// An answer built by the server itself (handshake, figures only the server knows).
+    case response(id: UInt64, WireResponse)
+    /// A numbered push of a session: recalls, fenced, sessionExpiring.
+    case sessionPush(Push, SessionID)
+    /// A fence feed entry, to a storage target.
+    case fence(Fence)
+    /// An admin event, to a watcher.
+    case event(Event)
+    /// Why the server closes the connection (its last frame).
+    case closing(Leasehold_V1_Closing.Reason, String)
+
+    var envelope: WireEnvelope {
+        switch self {
+        case .reply(let id, let reply):
+            return EnvelopeCodec.response(id: id, reply.wire)
+        case .response(let id, let response):
+            return EnvelopeCodec.response(id: id, response)
+        case .sessionPush(let push, let session):
+            var wire = WirePush()
+            wire.sessionPush = push.wire(session: session)
+            return EnvelopeCodec.push(wire)
+        case .fence(let fence):
+            var wire = WirePush()
+            wire.fence = fence.wire
+            return EnvelopeCodec.push(wire)
+        case .event(let event):
+            var wire = WirePush()
+            wire.event = event.wire
+            return EnvelopeCodec.push(wire)
+        case .closing(let reason, let message):
+            var wire = WirePush()
+            wire.closing.reason = reason
+            wire.closing.message = message
+            return EnvelopeCodec.push(wire)
+        }
+    }
+}
+
+/// The last handler before the frame codec's bytes: a ``ServerMessage`` to one
+/// length-prefixed frame.
+struct ServerMessageEncoder: MessageToByteEncoder {
+    typealias OutboundIn = ServerMessage
+
+    func encode(data: ServerMessage, out: inout ByteBuffer) throws {
+        let payload = EnvelopeCodec.encode(data.envelope)
+        try out.writeLengthPrefixed(as: UInt32.self) { $0.writeImmutableBuffer(payload) }
+    }
+}

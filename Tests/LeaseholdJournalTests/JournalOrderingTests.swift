@@ -1,0 +1,157 @@
+import LeaseholdCore
+import LeaseholdJournal
+import LeaseholdTestSupport
+import Synchronization
+import Testing
+
+/// The journal with several batches in flight and outcomes in any order, against a sink
+/// the test answers by hand.
+@Suite("Journal: batches in flight, released in order")
+struct JournalOrderingTests {
+    struct Broken: Error {}
+
+    /// One row, different for every `n`.
+    static func changes(_ n: Int) -> ChangeSet {
+        ChangeSet(rows: [.freeExtent(UInt64(n) * 2, count: 1)])
+    }
+
+    /// Time for the writer thread to act on a completion, where the test checks that
+    /// nothing happens.
+    static let settle = Duration.milliseconds(100)
+
+    final class Released: Sendable {
+        let order = Mutex<[Int]>([])
+        var all: [Int] { self.order.withLock { $0 } }
+        func action(_ n: Int) -> @Sendable () -> Void { { self.order.withLock { $0.append(n) } } }
+    }
+
+    final class Failures: Sendable {
+        let list = Mutex<[JournalFailure]>([])
+        var count: Int { self.list.withLock { $0.count } }
+        var first: JournalFailure? { self.list.withLock { $0.first } }
+    }
+
+    static func journal(_ sink: ScriptedSink, failures: Failures = Failures()) -> Journal {
+        var options = Journal.Options()
+        options.retryDelay = .milliseconds(20)
+        options.onFailure = { failure in failures.list.withLock { $0.append(failure) } }
+        return Journal(sink: sink, after: LogPosition(term: 0, index: 41), options: options)
+    }
+
+    /// Enqueues change sets 1...count one at a time, each in a batch of its own.
+    static func enqueueSeparately(_ count: Int, _ journal: Journal, _ sink: ScriptedSink, _ released: Released) async throws -> [UInt64] {
+        var sequences: [UInt64] = []
+        for n in 1...count {
+            sequences.append(journal.enqueue(Self.changes(n), afterCommit: released.action(n)))
+            try await eventually("batch \(n) reaches the sink") { sink.batches.count == n }
+        }
+        return sequences
+    }
+
+    @Test("outcomes arriving out of order release nothing until every batch before is durable; then all, in order")
+    func outOfOrderCompletion() async throws {
+        let sink = ScriptedSink(maxBatchesInFlight: 3)
+        let journal = Self.journal(sink)
+        let released = Released()
+        let sequences = try await Self.enqueueSeparately(3, journal, sink, released)
+        #expect(sink.batches.map(\.position.index) == [42, 43, 44], "positions follow the one the journal started after")
+        #expect(sink.batches.map { $0.changeSets } == [[Self.changes(1)], [Self.changes(2)], [Self.changes(3)]])
+        sink.complete(2, .durable(sync: nil))
+        sink.complete(1, .durable(sync: nil))
+        try await Task.sleep(for: Self.settle)
+        #expect(released.all == [])
+        #expect(journal.lastDurable == 0)
+        sink.complete(0, .durable(sync: nil))
+        await journal.waitUntilDurable(sequences[2])
+        #expect(released.all == [1, 2, 3])
+        #expect(journal.statistics.transactions == 3)
+        journal.close()
+    }
+
+    @Test("a failed or deposed batch releases nothing from it on, and stops the journal",
+          arguments: [BatchOutcome.failed(Broken()), .deposed("leader key has another create revision")])
+    func failureStops(outcome: BatchOutcome) async throws {
+        let sink = ScriptedSink(maxBatchesInFlight: 3)
+        let failures = Failures()
+        let journal = Self.journal(sink, failures: failures)
+        let released = Released()
+        let sequences = try await Self.enqueueSeparately(3, journal, sink, released)
+        sink.complete(0, .durable(sync: nil))
+        await journal.waitUntilDurable(sequences[0])
+        sink.complete(2, .durable(sync: nil))
+        sink.complete(1, outcome)
+        try await eventually("the failure is reported") { failures.count == 1 }
+        #expect(failures.first?.position.index == 43)
+        #expect(journal.failure?.position.index == 43)
+        // A later step is never handed over, and nothing more is released.
+        journal.enqueue(Self.changes(4), afterCommit: released.action(4))
+        try await Task.sleep(for: Self.settle)
+        #expect(released.all == [1])
+        #expect(journal.lastDurable == sequences[0])
+        #expect(sink.batches.count == 3)
+        #expect(failures.count == 1, "reported once")
+        journal.close()
+    }
+
+    @Test("a retryable outcome resends that batch and every later one, in order, then releases them in order",
+          arguments: [BatchOutcome.unavailable("no quorum"), .unknown("timed out after sending"), .outOfOrder(expected: LogPosition(term: 0, index: 42))])
+    func retryResendsInOrder(outcome: BatchOutcome) async throws {
+        let sink = ScriptedSink(maxBatchesInFlight: 2)
+        let journal = Self.journal(sink)
+        let released = Released()
+        let sequences = try await Self.enqueueSeparately(2, journal, sink, released)
+        sink.complete(1, .durable(sync: nil))
+        sink.complete(0, outcome)
+        try await eventually("both batches are sent again") { sink.batches.count == 4 }
+        #expect(Array(sink.batches[2...]) == Array(sink.batches[..<2]), "the same batches at the same positions, in order")
+        #expect(released.all == [])
+        sink.complete(2, .durable(sync: nil))
+        sink.complete(3, .durable(sync: nil))
+        await journal.waitUntilDurable(sequences[1])
+        #expect(released.all == [1, 2])
+        #expect(journal.statistics.resends == 2)
+        #expect(journal.failure == nil)
+        journal.close()
+    }
+
+    @Test("an empty change set is a barrier: released after everything before it, never sent to the sink")
+    func barrier() async throws {
+        let sink = ScriptedSink(maxBatchesInFlight: 2)
+        let journal = Self.journal(sink)
+        let released = Released()
+        _ = try await Self.enqueueSeparately(1, journal, sink, released)
+        let barrier = journal.enqueue(ChangeSet(), afterCommit: released.action(0))
+        try await Task.sleep(for: Self.settle)
+        #expect(released.all == [])
+        #expect(sink.batches.count == 1)
+        sink.complete(0, .durable(sync: nil))
+        await journal.waitUntilDurable(barrier)
+        #expect(released.all == [1, 0])
+        #expect(sink.batches.count == 1)
+        // With nothing in flight, a barrier is released at once.
+        await journal.commit(ChangeSet())
+        #expect(sink.batches.count == 1)
+        journal.close()
+    }
+
+    @Test("no more than maxBatchesInFlight batches are outstanding; steps queued meanwhile share the next batch")
+    func inFlightLimit() async throws {
+        let sink = ScriptedSink(maxBatchesInFlight: 2)
+        let journal = Self.journal(sink)
+        let released = Released()
+        _ = try await Self.enqueueSeparately(2, journal, sink, released)
+        journal.enqueue(Self.changes(3), afterCommit: released.action(3))
+        let last = journal.enqueue(Self.changes(4), afterCommit: released.action(4))
+        try await Task.sleep(for: Self.settle)
+        #expect(sink.batches.count == 2)
+        sink.complete(0, .durable(sync: nil))
+        try await eventually("the third batch is sent once the first is released") { sink.batches.count == 3 }
+        #expect(sink.batches[2].changeSets == [Self.changes(3), Self.changes(4)])
+        #expect(sink.batches[2].position.index == 44)
+        sink.complete(1, .durable(sync: nil))
+        sink.complete(2, .durable(sync: nil))
+        await journal.waitUntilDurable(last)
+        #expect(released.all == [1, 2, 3, 4])
+        journal.close()
+    }
+}
