@@ -30,8 +30,8 @@ public struct Boot: Sendable {
         let loaded = try await sink.load()
         var coordinator = try Self.coordinator(restoring: loaded, configuration: configuration, at: now)
         let journal = Journal(sink: sink, after: loaded?.position ?? .zero, options: options)
-        await journal.commit(coordinator.tick(at: now).effects.changes)
-        if let failure = journal.failure {
+        let durable = await journal.commit(coordinator.tick(at: now).effects.changes)
+        if !durable, let failure = journal.failure {
             journal.close()
             throw failure
         }

@@ -8,7 +8,8 @@ import Synchronization
 ///
 /// It keeps the image across "restarts" as long as the object lives: a test that starts
 /// a second server on the same sink sees the first one's durable state, as a restart on
-/// the same data directory would. A snapshot is a file holding one
+/// the same data directory would. Closing refuses batches (`failed`) until the sink is
+/// loaded again, as a closed file would. A snapshot is a file holding one
 /// `leasehold.journal.v1.Batch` message (the whole image as one change set, at the
 /// position it reflects); ``init(contentsOf:)`` opens it.
 public final class InMemorySink: JournalSink {
@@ -51,7 +52,8 @@ public final class InMemorySink: JournalSink {
 
     public func load() async throws -> LoadedState? {
         self.state.withLock { state in
-            state.image.volume == nil ? nil : LoadedState(state: state.image, position: state.position)
+            state.closed = false
+            return state.image.volume == nil ? nil : LoadedState(state: state.image, position: state.position)
         }
     }
 

@@ -92,9 +92,11 @@ public final class Journal: Sendable {
         var position: LogPosition
         var lastQueued: UInt64 = 0
         var lastDurable: UInt64 = 0
-        var waiters: [(sequence: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+        var waiters: [(sequence: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
         var stopping = false
         var failure: JournalFailure?
+        /// After a failure: the first sequence that will never be durable.
+        var neverDurableFrom = UInt64.max
         var resendAt: ContinuousClock.Instant?
         var statistics = Statistics(transactions: 0, changeSets: 0, resends: 0)
     }
@@ -102,7 +104,9 @@ public final class Journal: Sendable {
     /// What one turn of the writer loop does outside the lock.
     struct Work {
         var released: [InFlight] = []
-        var ready: [CheckedContinuation<Void, Never>] = []
+        var ready: [CheckedContinuation<Bool, Never>] = []
+        /// Waiters that will never see their change set durable: the journal stopped.
+        var abandoned: [CheckedContinuation<Bool, Never>] = []
         var send: [JournalBatch] = []
         var failure: JournalFailure?
         var retrying: BatchOutcome?
@@ -113,6 +117,8 @@ public final class Journal: Sendable {
 
     public let sink: any JournalSink
     private let options: Options
+    /// The sink's limit, read once.
+    private let maxBatchesInFlight: Int
     private let state: Mutex<State>
     private let wakeUp = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
@@ -121,6 +127,7 @@ public final class Journal: Sendable {
     public init(sink: any JournalSink, after position: LogPosition, options: Options = Options()) {
         self.sink = sink
         self.options = options
+        self.maxBatchesInFlight = Swift.max(1, sink.maxBatchesInFlight)
         self.state = Mutex(State(position: position))
         let thread = Thread { [self] in self.writerLoop() }
         thread.name = "leasehold-journal"
@@ -147,21 +154,26 @@ public final class Journal: Sendable {
         return sequence
     }
 
-    /// Returns once the change set `sequence` and all before it are durable (never, if
-    /// the journal stopped before).
-    public func waitUntilDurable(_ sequence: UInt64) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let durable = self.state.withLock { state -> Bool in
+    /// Returns once the change set `sequence` and all before it are durable, or once the
+    /// journal stopped without making it durable.
+    /// - Returns: whether it is durable.
+    @discardableResult
+    public func waitUntilDurable(_ sequence: UInt64) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let known = self.state.withLock { state -> Bool? in
                 if state.lastDurable >= sequence { return true }
+                if sequence >= state.neverDurableFrom { return false }
                 state.waiters.append((sequence, continuation))
-                return false
+                return nil
             }
-            if durable { continuation.resume() }
+            if let known { continuation.resume(returning: known) }
         }
     }
 
     /// Queues a change set and waits until it is durable.
-    public func commit(_ changes: ChangeSet) async {
+    /// - Returns: whether it is durable (`false`: the journal stopped first).
+    @discardableResult
+    public func commit(_ changes: ChangeSet) async -> Bool {
         await self.waitUntilDurable(self.enqueue(changes))
     }
 
@@ -176,8 +188,9 @@ public final class Journal: Sendable {
 
     public var statistics: Statistics { self.state.withLock { $0.statistics } }
 
-    /// Makes what is queued durable, then stops the writer thread (at once if the journal
-    /// stopped on a failure). The sink stays open.
+    /// Makes what is queued durable, then stops the writer thread. After a failure it
+    /// stops once the batches before the failing one have their outcomes (at once when
+    /// deposed). The sink stays open.
     public func close() {
         self.state.withLock { $0.stopping = true }
         self.wakeUp.signal()
@@ -191,14 +204,15 @@ public final class Journal: Sendable {
             let work = self.state.withLock { state in self.nextWork(&state) }
             for done in work.released {
                 for entry in done.entries { entry.afterCommit?() }
-                if let onCommit = self.options.onCommit {
+                if let onCommit = self.options.onCommit, let batch = done.batch {
                     let duration = ContinuousClock.now - done.sentAt
                     var sync = duration
                     if case .durable(let measured?)? = done.outcome { sync = measured }
-                    onCommit(Commit(changeSets: done.entries.count, rows: done.batch?.rows ?? 0, duration: duration, sync: sync))
+                    onCommit(Commit(changeSets: done.entries.count, rows: batch.rows, duration: duration, sync: sync))
                 }
             }
-            for continuation in work.ready { continuation.resume() }
+            for continuation in work.ready { continuation.resume(returning: true) }
+            for continuation in work.abandoned { continuation.resume(returning: false) }
             if let outcome = work.retrying {
                 self.options.logger.warning(
                     "journal batch not durable; sending it again",
@@ -242,8 +256,27 @@ public final class Journal: Sendable {
     /// Decides, under the lock, what to release, resend and send next.
     private func nextWork(_ state: inout State) -> Work {
         var work = Work()
-        // Release the durable batches at the head, in order.
-        while let first = state.inFlight.first, first.outcome?.isDurable == true {
+        // A failed or deposed batch anywhere stops everything from it on.
+        if state.failure == nil, let failing = state.inFlight.first(where: { $0.outcome.map { !$0.isDurable && !$0.isRetryable } ?? false }) {
+            let failure = JournalFailure(position: failing.batch!.position, outcome: failing.outcome!)
+            state.failure = failure
+            work.failure = failure
+            if case .deposed = failure.outcome {
+                state.neverDurableFrom = state.lastDurable + 1
+            } else {
+                state.neverDurableFrom = failing.entries[0].sequence
+            }
+            let from = state.neverDurableFrom
+            work.abandoned = state.waiters.filter { $0.sequence >= from }.map(\.continuation)
+            state.waiters.removeAll { $0.sequence >= from }
+        }
+        // Release the durable batches at the head, in order. A deposed journal releases
+        // nothing more at all, not even batches before the one that found out: a node of
+        // a newer term may have released already (invariant 8). A failed one may still
+        // release the durable batches before the failure.
+        let deposed: Bool
+        if case .deposed? = state.failure?.outcome { deposed = true } else { deposed = false }
+        while !deposed, let first = state.inFlight.first, first.outcome?.isDurable == true {
             state.inFlight.removeFirst()
             state.lastDurable = first.entries[first.entries.count - 1].sequence
             state.statistics.changeSets += UInt64(first.entries.count)
@@ -255,14 +288,8 @@ public final class Journal: Sendable {
             work.ready = state.waiters.filter { $0.sequence <= last }.map(\.continuation)
             state.waiters.removeAll { $0.sequence <= last }
         }
-        // A failed or deposed batch anywhere stops everything from it on.
-        if state.failure == nil, let failing = state.inFlight.first(where: { $0.outcome.map { !$0.isDurable && !$0.isRetryable } ?? false }) {
-            state.failure = JournalFailure(position: failing.batch!.position, outcome: failing.outcome!)
-            work.failure = state.failure
-        }
         if state.failure != nil {
-            // Batches before the failing one may still become durable and be released.
-            work.exit = state.stopping && !state.inFlight.contains { $0.sent && $0.outcome == nil }
+            work.exit = state.stopping && (deposed || !state.inFlight.contains { $0.sent && $0.outcome == nil })
             return work
         }
         let awaiting = state.inFlight.contains { $0.sent && $0.outcome == nil }
@@ -289,9 +316,11 @@ public final class Journal: Sendable {
                 work.send.append(state.inFlight[index].batch!)
             }
         }
-        // New batches while the sink has room.
+        // New batches while the sink has room, unless a batch waits to be sent again: the
+        // sink would find them out of order.
+        if state.inFlight.contains(where: { $0.outcome?.isRetryable == true }) { return work }
         var outstanding = state.inFlight.count { $0.batch != nil }
-        while !state.queue.isEmpty && outstanding < Swift.max(1, self.sink.maxBatchesInFlight) {
+        while !state.queue.isEmpty && outstanding < self.maxBatchesInFlight {
             var rows = 0
             var taken = 0
             while taken < state.queue.count {

@@ -49,7 +49,7 @@ final class Connection: Sendable {
     /// Sends a frame; a reply ends its request's time in flight.
     func send(_ message: ServerMessage) {
         switch message {
-        case .reply, .response: self.state.withLock { $0.inFlight = Swift.max(0, $0.inFlight - 1) }
+        case .reply, .response, .annotated, .fenceSubscription: self.state.withLock { $0.inFlight = Swift.max(0, $0.inFlight - 1) }
         default: break
         }
         self.outbox.send(message)

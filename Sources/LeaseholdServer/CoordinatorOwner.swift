@@ -22,6 +22,9 @@ import Synchronization
 ///
 /// Time is the monotonic uptime clock (`NIODeadline`), in the Coordinator's `Instant`;
 /// one scheduled task on an event loop drives `tick` at the Coordinator's next deadline.
+/// A task scheduled for a deadline that an earlier one replaced is not cancelled (that
+/// would be an event-loop call under the lock): it fires, finds its token stale, and does
+/// nothing.
 final class CoordinatorOwner: Sendable {
     struct WaitKey: Hashable {
         var session: SessionID
@@ -204,11 +207,8 @@ final class CoordinatorOwner: Sendable {
         self.collect(read, replyTo: nil, &state, &step)
         guard case .success(.fences(let fences))? = read.reply else { preconditionFailure("readFences cannot fail for a target") }
         state.fenceSubscribers[ObjectIdentifier(connection)] = connection
-        var response = WireResponse()
-        response.fenceSubscription.target = target.wire
-        response.fenceSubscription.fences = fences.map(\.wire)
-        step.actions.append(.count(operation, .success(.targetRegistered(target))))
-        step.releases.append((connection, .response(id: id, response)))
+        self.count(operation, .success(.targetRegistered(target)), &step)
+        step.releases.append((connection, .fenceSubscription(id: id, target, fences)))
     }
 
     /// Answers with the events after `after` and, if that worked, adds the connection to
@@ -256,22 +256,16 @@ final class CoordinatorOwner: Sendable {
         }
         // Figures only the server knows: uptime, and which sessions are connected.
         self.collect(output, replyTo: nil, &state, &step)
-        var response = reply.wire
-        if command == .status {
-            response.volumeStatus.uptimeNanos = (now - self.startedAt).nanosecondsClamped
+        var connected: Set<SessionID> = []
+        if case .success(.sessions(let sessions)) = reply {
+            for session in sessions where state.sessionConnections[session.session] != nil { connected.insert(session.session) }
         }
-        if case .sessionList? = response.result {
-            for index in response.sessionList.sessions.indices {
-                let session = SessionID(rawValue: response.sessionList.sessions[index].session)
-                response.sessionList.sessions[index].connected = state.sessionConnections[session] != nil
-            }
-        }
-        step.releases.append((connection, .response(id: id, response)))
+        step.releases.append((connection, .annotated(id: id, reply, uptime: now - self.startedAt, connected: connected)))
     }
 
     /// Answers at once (no barrier), counting the request.
     func answer(_ connection: Connection, _ id: UInt64, _ operation: String, _ reply: Reply, _ step: inout Step) {
-        step.actions.append(.count(operation, reply))
+        self.count(operation, reply, &step)
         step.actions.append(.send(connection, .reply(id: id, reply)))
     }
 

@@ -9,8 +9,14 @@ import NIOCore
 enum ServerMessage: Sendable {
     /// The answer to request `id`.
     case reply(id: UInt64, Reply)
-    /// An answer built by the server itself (handshake, figures only the server knows).
+    /// An answer built by the server itself (the handshake).
     case response(id: UInt64, WireResponse)
+    /// A successful `status` or `listSessions` reply with what only the server knows: its
+    /// uptime, and which of the listed sessions are connected.
+    case annotated(id: UInt64, Reply, uptime: Duration, connected: Set<SessionID>)
+    /// The answer to `subscribeFences`: the registered target and the fences after the
+    /// revision it asked from.
+    case fenceSubscription(id: UInt64, StorageTarget, [Fence])
     /// A numbered push of a session: recalls, fenced, sessionExpiring.
     case sessionPush(Push, SessionID)
     /// A fence feed entry, to a storage target.
@@ -25,6 +31,23 @@ enum ServerMessage: Sendable {
         case .reply(let id, let reply):
             return EnvelopeCodec.response(id: id, reply.wire)
         case .response(let id, let response):
+            return EnvelopeCodec.response(id: id, response)
+        case .annotated(let id, let reply, let uptime, let connected):
+            var response = reply.wire
+            if case .volumeStatus? = response.result {
+                response.volumeStatus.uptimeNanos = uptime.nanosecondsClamped
+            }
+            if case .sessionList? = response.result {
+                for index in response.sessionList.sessions.indices {
+                    let session = SessionID(rawValue: response.sessionList.sessions[index].session)
+                    response.sessionList.sessions[index].connected = connected.contains(session)
+                }
+            }
+            return EnvelopeCodec.response(id: id, response)
+        case .fenceSubscription(let id, let target, let fences):
+            var response = WireResponse()
+            response.fenceSubscription.target = target.wire
+            response.fenceSubscription.fences = fences.map(\.wire)
             return EnvelopeCodec.response(id: id, response)
         case .sessionPush(let push, let session):
             var wire = WirePush()

@@ -7,9 +7,10 @@ import LeaseholdJournal
 // The embedded default. One batch in flight: `apply` runs the batch's transaction on the
 // journal's writer thread (BEGIN IMMEDIATE, every row, the journal position, COMMIT with
 // `synchronous = FULL`) and completes before returning, so a commit is one fsync and group
-// commit works as before. A failed transaction is `failed` (fail-stop): there is no
-// other writer to be deposed by and no network to be unavailable. `load` and `snapshot`
-// run off the cooperative pool.
+// commit works as before. A batch at or below the position the file holds is already
+// durable (a resend); one above the next position is out of order and writes nothing. A
+// failed transaction is `failed` (fail-stop): there is no other writer to be deposed by
+// and no network to be unavailable. `load` and `snapshot` run off the cooperative pool.
 
 extension Store: JournalSink {
     public var maxBatchesInFlight: Int { 1 }
@@ -23,6 +24,15 @@ extension Store: JournalSink {
 
     public func apply(_ batch: JournalBatch, completion: @escaping @Sendable (BatchOutcome) -> Void) {
         do {
+            let written = try self.position()
+            if batch.position.index <= written.index {
+                completion(.durable(sync: nil))
+                return
+            }
+            guard batch.position.index == written.index + 1 else {
+                completion(.outOfOrder(expected: written.next(term: batch.position.term)))
+                return
+            }
             let sync = try self.apply(batch.changeSets, position: batch.position)
             completion(.durable(sync: sync))
         } catch {

@@ -15,6 +15,9 @@ public final class Store: Sendable {
     /// The database file.
     public let path: String
     let pool: DatabasePool
+    /// The journal position the file reflects, once read: this `Store` is the file's only
+    /// writer (one per file per process), so it follows every batch.
+    let writtenPosition = Mutex<LogPosition?>(nil)
 
     /// Opens (creating if needed) the database at `path` and migrates it to the current
     /// schema.
@@ -53,7 +56,9 @@ public final class Store: Sendable {
                 let clock = ContinuousClock()
                 let start = clock.now
                 try db.execute(sql: "COMMIT")
-                return clock.now - start
+                let sync = clock.now - start
+                if let position { self.writtenPosition.withLock { $0 = position } }
+                return sync
             } catch {
                 if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK") }
                 throw error
@@ -63,7 +68,10 @@ public final class Store: Sendable {
 
     /// The journal position of the last batch written (`zero` before the first).
     public func position() throws -> LogPosition {
-        try self.pool.read { db in try RowReader.position(db) }
+        if let known = self.writtenPosition.withLock({ $0 }) { return known }
+        let stored = try self.pool.read { db in try RowReader.position(db) }
+        self.writtenPosition.withLock { $0 = $0 ?? stored }
+        return stored
     }
 
     /// Every persisted row: the `pin` table (the biggest by far) on a second reader

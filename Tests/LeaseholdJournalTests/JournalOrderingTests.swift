@@ -68,28 +68,47 @@ struct JournalOrderingTests {
         journal.close()
     }
 
-    @Test("a failed or deposed batch releases nothing from it on, and stops the journal",
-          arguments: [BatchOutcome.failed(Broken()), .deposed("leader key has another create revision")])
-    func failureStops(outcome: BatchOutcome) async throws {
+    @Test("a failed batch releases nothing from it on; earlier batches still become durable and are released")
+    func failureStops() async throws {
         let sink = ScriptedSink(maxBatchesInFlight: 3)
         let failures = Failures()
         let journal = Self.journal(sink, failures: failures)
         let released = Released()
         let sequences = try await Self.enqueueSeparately(3, journal, sink, released)
-        sink.complete(0, .durable(sync: nil))
-        await journal.waitUntilDurable(sequences[0])
         sink.complete(2, .durable(sync: nil))
-        sink.complete(1, outcome)
+        sink.complete(1, .failed(Broken()))
         try await eventually("the failure is reported") { failures.count == 1 }
         #expect(failures.first?.position.index == 43)
         #expect(journal.failure?.position.index == 43)
+        #expect(await journal.waitUntilDurable(sequences[1]) == false)
+        #expect(await journal.waitUntilDurable(sequences[2]) == false)
+        sink.complete(0, .durable(sync: nil))
+        #expect(await journal.waitUntilDurable(sequences[0]))
         // A later step is never handed over, and nothing more is released.
-        journal.enqueue(Self.changes(4), afterCommit: released.action(4))
+        let later = journal.enqueue(Self.changes(4), afterCommit: released.action(4))
         try await Task.sleep(for: Self.settle)
         #expect(released.all == [1])
         #expect(journal.lastDurable == sequences[0])
         #expect(sink.batches.count == 3)
+        #expect(await journal.waitUntilDurable(later) == false)
         #expect(failures.count == 1, "reported once")
+        journal.close()
+    }
+
+    @Test("a deposed journal releases nothing more at all, not even earlier batches that become durable")
+    func deposedReleasesNothing() async throws {
+        let sink = ScriptedSink(maxBatchesInFlight: 3)
+        let failures = Failures()
+        let journal = Self.journal(sink, failures: failures)
+        let released = Released()
+        let sequences = try await Self.enqueueSeparately(2, journal, sink, released)
+        sink.complete(1, .deposed("the leader key has another create revision"))
+        try await eventually("the deposition is reported") { failures.count == 1 }
+        #expect(await journal.waitUntilDurable(sequences[0]) == false, "a newer term may have released already")
+        sink.complete(0, .durable(sync: nil))
+        try await Task.sleep(for: Self.settle)
+        #expect(released.all == [])
+        #expect(journal.lastDurable == 0)
         journal.close()
     }
 
@@ -111,6 +130,27 @@ struct JournalOrderingTests {
         #expect(released.all == [1, 2])
         #expect(journal.statistics.resends == 2)
         #expect(journal.failure == nil)
+        journal.close()
+    }
+
+    @Test("a retryable outcome behind an outstanding head holds new batches and is resent, in order, once the head is released")
+    func retryBehindTheHead() async throws {
+        let sink = ScriptedSink(maxBatchesInFlight: 3)
+        let journal = Self.journal(sink)
+        let released = Released()
+        let sequences = try await Self.enqueueSeparately(3, journal, sink, released)
+        sink.complete(1, .unavailable("no quorum"))
+        let fourth = journal.enqueue(Self.changes(4), afterCommit: released.action(4))
+        sink.complete(0, .durable(sync: nil))
+        await journal.waitUntilDurable(sequences[0])
+        try await Task.sleep(for: Self.settle)
+        #expect(sink.batches.count == 3, "nothing is sent while a batch waits to be sent again and another is outstanding")
+        sink.complete(2, .durable(sync: nil))
+        try await eventually("batches 43, 44 and then 45 are sent") { sink.batches.count == 6 }
+        #expect(sink.batches.map(\.position.index) == [42, 43, 44, 43, 44, 45])
+        for call in 3..<6 { sink.complete(call, .durable(sync: nil)) }
+        await journal.waitUntilDurable(fourth)
+        #expect(released.all == [1, 2, 3, 4])
         journal.close()
     }
 

@@ -3,8 +3,7 @@ import LeaseholdJournal
 import Synchronization
 
 /// A sink whose outcomes the test decides: every batch waits until the test completes it,
-/// in any order, with any outcome. Its image follows the batches the test declares
-/// durable, so a test can also check what a resend writes.
+/// in any order, with any outcome.
 final class ScriptedSink: JournalSink {
     struct Received {
         var batch: JournalBatch

@@ -239,6 +239,44 @@ struct SinkConformanceTests {
         #expect(loaded.state.differences(from: boot.coordinator.persistentState()).isEmpty)
     }
 
+    /// One batch straight to the sink, waiting for its outcome.
+    static func outcome(_ sink: any JournalSink, _ batch: JournalBatch) async -> BatchOutcome {
+        await withCheckedContinuation { continuation in sink.apply(batch) { continuation.resume(returning: $0) } }
+    }
+
+    @Test("a resend of a durable batch is durable and writes nothing again; a batch past the next position is out of order and writes nothing",
+          arguments: Kind.allCases)
+    func resendAndGap(kind: Kind) async throws {
+        var storage = try Storage(kind)
+        defer { storage.remove() }
+        var simulation = Simulation(seed: 81)
+        simulation.keepsChanges = true
+        let initial = JournalBatch(position: LogPosition(term: 0, index: 1), changeSets: [simulation.harness.persisted.changeSet])
+        let steps = try await Self.steps(&simulation, 50).joined()
+        let second = JournalBatch(position: LogPosition(term: 0, index: 2), changeSets: Array(steps))
+        #expect(await Self.outcome(storage.sink, initial).isDurable)
+        #expect(await Self.outcome(storage.sink, second).isDurable)
+        let written = try #require(try await storage.sink.load())
+        #expect(written.position == second.position)
+        for restart in [false, true] {
+            if restart { try storage.reopen() }
+            // The first batch again: its rows are older than the second's and must not be
+            // written over them.
+            #expect(await Self.outcome(storage.sink, initial).isDurable, "restart \(restart): a resend of batch 1")
+            #expect(await Self.outcome(storage.sink, second).isDurable, "restart \(restart): a resend of batch 2")
+            let gap = JournalBatch(position: LogPosition(term: 0, index: 4), changeSets: [ChangeSet(rows: [.freeExtent(1 << 40, count: 1)])])
+            let outcome = await Self.outcome(storage.sink, gap)
+            guard case .outOfOrder(let expected) = outcome else {
+                Issue.record("restart \(restart): batch 4 after batch 2 came back \(outcome)")
+                continue
+            }
+            #expect(expected.index == 3)
+            let loaded = try #require(try await storage.sink.load())
+            #expect(loaded.position == second.position)
+            #expect(loaded.state.differences(from: written.state).isEmpty, "restart \(restart): \(loaded.state.differences(from: written.state).prefix(3))")
+        }
+    }
+
     static func counters(_ old: Counters, _ new: Counters) -> [(String, UInt64, UInt64)] {
         [
             ("inode", old.lastInode, new.lastInode), ("session", old.lastSession, new.lastSession), ("pin", old.lastPin, new.lastPin),
@@ -268,7 +306,9 @@ struct SinkConformanceTests {
         let restPath = storage.directory + "/rest.snapshot"
         let rest = try await storage.sink.snapshot(to: restPath)
         #expect(rest == position)
-        let restLoaded = try #require(try await storage.open(snapshot: restPath).load())
+        let restCopy = try storage.open(snapshot: restPath)
+        let restLoaded = try #require(try await restCopy.load())
+        try restCopy.close()
         #expect(restLoaded.position == position)
         #expect(restLoaded.state.differences(from: simulation.harness.coordinator.persistentState()).isEmpty)
 

@@ -33,9 +33,21 @@ final class FaultProxy: Sendable {
                 return ClientBootstrap(group: inbound.eventLoop)
                     .connect(host: "127.0.0.1", port: port)
                     .flatMapThrowing { outbound in
+                        // A cut or a refusal that came while connecting applies to it too.
+                        let admitted = proxy.state.withLock { state -> Bool in
+                            guard !state.refusing else { return false }
+                            state.connections.append((inbound, outbound))
+                            return true
+                        }
+                        guard admitted else {
+                            outbound.close(promise: nil)
+                            throw ChannelError.ioOnClosedChannel
+                        }
                         try inbound.pipeline.syncOperations.addHandler(Relay(peer: outbound, proxy: proxy, fromServer: false))
                         try outbound.pipeline.syncOperations.addHandler(Relay(peer: inbound, proxy: proxy, fromServer: true))
-                        proxy.state.withLock { $0.connections.append((inbound, outbound)) }
+                        inbound.closeFuture.whenComplete { _ in
+                            proxy.state.withLock { state in state.connections.removeAll { $0.client === inbound } }
+                        }
                     }
             }
             .bind(host: "127.0.0.1", port: 0)

@@ -2,6 +2,7 @@ import Foundation
 import LeaseholdCertificates
 @testable import LeaseholdClient
 import LeaseholdCore
+import LeaseholdJournal
 import LeaseholdServer
 import LeaseholdStore
 import LeaseholdTestSupport
@@ -19,10 +20,10 @@ final class TestCluster: Sendable {
     let running: Task<Void, any Error>
     let files: TLSFiles
 
-    static func start(_ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestCluster {
+    static func start(sink: (any JournalSink)? = nil, _ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestCluster {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var configuration = ServerConfiguration(sink: try Store(path: directory + "/leasehold.db"))
+        var configuration = ServerConfiguration(sink: try sink ?? Store(path: directory + "/leasehold.db"))
         configuration.dataDirectory = directory
         configuration.port = 0
         configuration.eventLoopThreads = 2
@@ -43,6 +44,18 @@ final class TestCluster: Sendable {
         self.files = TLSFiles(dataDirectory: configuration.dataDirectory)
         let server = self.server
         self.running = Task { try await server.run() }
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data directory, sink
+    /// and port: a restart, as clients see it.
+    func restarted() async throws -> TestCluster {
+        self.server.shutdown()
+        try await self.running.value
+        var configuration = self.server.configuration
+        configuration.port = self.port
+        // The SQLite file was closed with the server: open it again, as leaseholdd would.
+        if let store = configuration.sink as? Store { configuration.sink = try Store(path: store.path) }
+        return try await TestCluster(configuration: configuration)
     }
 
     var port: Int { self.server.localPort }

@@ -63,7 +63,7 @@ struct JournalTests {
         journal.close()
     }
 
-    @Test("a burst of big change sets commits in slices of about maxRowsPerTransaction rows, in order")
+    @Test("a burst of big change sets commits in slices of about maxRowsPerBatch rows, in order")
     func bigBurstsCommitInSlices() async throws {
         let store = try Store(path: try temporaryDatabase())
         let commits = Mutex<[Journal.Commit]>([])
@@ -115,5 +115,7 @@ struct JournalTests {
         while failures.withLock({ $0.isEmpty }) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         #expect(failures.withLock { $0.count } == 1)
         #expect(journal.lastDurable < sequence)
+        #expect(await journal.waitUntilDurable(sequence) == false, "a waiter learns that it will never be durable")
+        journal.close()
     }
 }
