@@ -238,7 +238,10 @@ let package = Package(
         ),
         .testTarget(
             name: "LeaseholdStoreTests",
-            dependencies: ["LeaseholdStore", "LeaseholdJournal", "LeaseholdCore", "LeaseholdTestSupport", "leasehold-crash-helper"]
+            dependencies: [
+                "LeaseholdStore", "LeaseholdJournal", "LeaseholdCore", "LeaseholdTestSupport", "leasehold-crash-helper",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         // The workload the journal's crash test kills with SIGKILL (not shipped).
         .executableTarget(

@@ -9,7 +9,7 @@ import LeaseholdMessages
 enum RowReader {
     /// The journal position the database reflects.
     static func position(_ db: Database) throws -> LogPosition {
-        guard let row = try Row.fetchOne(db, sql: "SELECT term, logIndex FROM journal WHERE id = 1") else { return .zero }
+        guard let row = try Row.fetchOne(db, sql: "SELECT term, logIndex FROM counters WHERE id = 1") else { return .zero }
         return LogPosition(term: UInt64(stored: row[0]), index: UInt64(stored: row[1]))
     }
 

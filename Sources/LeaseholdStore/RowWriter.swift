@@ -22,9 +22,13 @@ struct RowWriter {
         case .counters(let c):
             try self.run(
                 """
-                INSERT OR REPLACE INTO counters
+                INSERT INTO counters
                 (id, lastInode, lastSession, lastPin, lastLayout, lastRecall, lastToken, lastFence, lastEvent)
                 VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET
+                lastInode = excluded.lastInode, lastSession = excluded.lastSession, lastPin = excluded.lastPin,
+                lastLayout = excluded.lastLayout, lastRecall = excluded.lastRecall, lastToken = excluded.lastToken,
+                lastFence = excluded.lastFence, lastEvent = excluded.lastEvent
                 """,
                 [
                     c.lastInode.stored, c.lastSession.stored, c.lastPin.stored, c.lastLayout.stored, c.lastRecall.stored,
@@ -151,9 +155,17 @@ struct RowWriter {
         }
     }
 
-    /// The journal position of the batch being written.
+    /// The journal position of the batch being written, in the counters row (which is
+    /// created with every counter at 0 if no batch wrote it yet).
     func write(_ position: LogPosition) throws {
-        try self.run("INSERT OR REPLACE INTO journal (id, term, logIndex) VALUES (1, ?, ?)", [position.term.stored, position.index.stored])
+        try self.run(
+            """
+            INSERT INTO counters (id, lastInode, lastSession, lastPin, lastLayout, lastRecall, lastToken, lastFence, lastEvent, term, logIndex)
+            VALUES (1, 0, 0, 0, 0, 0, 0, 0, 0, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET term = excluded.term, logIndex = excluded.logIndex
+            """,
+            [position.term.stored, position.index.stored]
+        )
     }
 
     private func run(_ sql: String, _ arguments: StatementArguments) throws {

@@ -141,15 +141,14 @@ enum StoreSchema {
             )
         }
         migrator.registerMigration("v2: journal position") { db in
+            // The journal position of the last batch written (its term, 0 on a single
+            // node, and its index) lives in the counters row: the index is one more
+            // counter that never goes backwards, and a batch that changes counters then
+            // dirties one page for both, not two. A v1 database reads as position 0:0.
             try db.execute(
                 sql: """
-                    -- The journal position of the last batch written: its term (0 on a single
-                    -- node) and index. A database without the row is at position 0:0.
-                    CREATE TABLE journal (
-                        id INTEGER PRIMARY KEY CHECK (id = 1),
-                        term INTEGER NOT NULL,
-                        logIndex INTEGER NOT NULL
-                    );
+                    ALTER TABLE counters ADD COLUMN term INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE counters ADD COLUMN logIndex INTEGER NOT NULL DEFAULT 0;
                     """
             )
         }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import LeaseholdCore
 import LeaseholdJournal
 import LeaseholdTestSupport
@@ -36,6 +37,44 @@ struct StoreTests {
         let reopened = try Store(path: path)
         #expect(try reopened.hasVolume())
         #expect(try reopened.loadState() == coordinator.persistentState())
+    }
+
+    @Test("a database of schema v1 opens at journal position 0:0 with its rows; batches then record their position")
+    func upgradeFromV1() async throws {
+        let path = try temporaryDatabase()
+        var coordinator = Coordinator(configuration: Harness.configuration())
+        let created = coordinator.tick(at: .zero).effects.changes
+        try Self.writeV1(path: path, created)
+        let store = try Store(path: path)
+        #expect(try store.position() == .zero)
+        let loaded = try #require(try await store.load())
+        #expect(loaded.position == .zero)
+        #expect(loaded.state == coordinator.persistentState())
+        let journal = Journal(sink: store, after: loaded.position)
+        let opened = coordinator.handle(
+            Request(caller: Caller(identity: "a"), command: .openSession(name: "a", ttl: .seconds(60), slots: 1, secret: SessionSecret(high: 1, low: 1))),
+            at: .zero
+        )
+        await journal.commit(opened.effects.changes)
+        journal.close()
+        try store.close()
+        let reopened = try Store(path: path)
+        #expect(try reopened.position() == LogPosition(term: 0, index: 1))
+        #expect(try reopened.loadState() == coordinator.persistentState(), "the counters row keeps its counters when the position is written")
+        try reopened.close()
+    }
+
+    /// What an earlier version left: the v1 schema and its rows.
+    static func writeV1(path: String, _ changes: ChangeSet) throws {
+        let queue = try DatabaseQueue(path: path)
+        try StoreSchema.migrator.migrate(queue, upTo: "v1: coordinator state")
+        try queue.inDatabase { db in
+            try db.execute(sql: "BEGIN")
+            var writer = RowWriter(db: db)
+            for row in changes.rows { try writer.write(row) }
+            try db.execute(sql: "COMMIT")
+        }
+        try queue.close()
     }
 
     @Test("list texts round-trip and refuse malformed input")
