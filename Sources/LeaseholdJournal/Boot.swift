@@ -23,7 +23,9 @@ public struct Boot: Sendable {
 
     /// Loads the sink, restores or creates the Coordinator, starts the journal and makes
     /// the first tick durable.
-    /// - Throws: `RecoveryError` naming every broken invariant, or the sink's error.
+    /// - Throws: `RecoveryError` naming every broken invariant, the sink's loading error,
+    ///   or the ``JournalFailure`` of the first tick's batch (when `options.onFailure`
+    ///   returns instead of stopping the process).
     public static func open(
         sink: any JournalSink, configuration: CoordinatorConfiguration, at now: Instant, options: Journal.Options = Journal.Options()
     ) async throws -> Boot {

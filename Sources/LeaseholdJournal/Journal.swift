@@ -212,7 +212,6 @@ public final class Journal: Sendable {
                 }
             }
             for continuation in work.ready { continuation.resume(returning: true) }
-            for continuation in work.abandoned { continuation.resume(returning: false) }
             if let outcome = work.retrying {
                 self.options.logger.warning(
                     "journal batch not durable; sending it again",
@@ -227,6 +226,8 @@ public final class Journal: Sendable {
                     fatalError("leasehold: \(failure); stopping so that memory is never ahead of durable state")
                 }
             }
+            // Only after the failure handler: waiters learn that their steps are lost.
+            for continuation in work.abandoned { continuation.resume(returning: false) }
             for batch in work.send {
                 self.sink.apply(batch) { [self] outcome in self.completed(batch.position, outcome) }
             }

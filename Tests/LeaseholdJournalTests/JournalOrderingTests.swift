@@ -195,3 +195,34 @@ struct JournalOrderingTests {
         journal.close()
     }
 }
+
+/// A sink that loads nothing and fails every batch: a disk that broke before the start.
+final class BrokenSink: JournalSink {
+    struct Broken: Error {}
+    let maxBatchesInFlight = 1
+    func load() async throws -> LoadedState? { nil }
+    func apply(_ batch: JournalBatch, completion: @escaping @Sendable (BatchOutcome) -> Void) { completion(.failed(Broken())) }
+    func snapshot(to path: String) async throws -> LogPosition { .zero }
+    func close() throws {}
+}
+
+@Suite("Boot on a broken sink")
+struct BootFailureTests {
+    @Test("a first tick that cannot be made durable is an error, not a server that serves")
+    func brokenFirstTick() async throws {
+        var options = Journal.Options()
+        let reported = JournalOrderingTests.Failures()
+        options.onFailure = { failure in reported.list.withLock { $0.append(failure) } }
+        do {
+            _ = try await Boot.open(sink: BrokenSink(), configuration: Harness.configuration(), at: .zero, options: options)
+            Issue.record("Boot.open served from a start that is not recorded")
+        } catch let failure as JournalFailure {
+            #expect(failure.position == LogPosition(term: 0, index: 1))
+            guard case .failed = failure.outcome else {
+                Issue.record("outcome \(failure.outcome)")
+                return
+            }
+        }
+        #expect(reported.count == 1)
+    }
+}
