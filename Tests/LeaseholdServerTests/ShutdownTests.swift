@@ -48,13 +48,23 @@ struct ShutdownTests {
         #expect(closed)
         let waiting = try #require(envelopes.response(to: 3))
         #expect(waiting.error.code == .unavailable)
-        for index in 0..<20 {
-            let response = try #require(envelopes.response(to: 10 + UInt64(index)), "request \(10 + index) was not answered")
+        // Every request the server read is answered: created, or unavailable once the
+        // shutdown began. Frames it had not read yet when it closed the connection (the
+        // end of the burst, on a loaded machine) were never accepted and get nothing; a
+        // client retries them after the restart with the same slot and sequence. So the
+        // answered requests are a prefix of the burst, and the first ones are in it.
+        var answered = 0
+        while answered < 20, let response = envelopes.response(to: 10 + UInt64(answered)) {
             switch response.result {
             case .inodeCreated?: break
-            case .error(let error)?: #expect(error.code == .unavailable)
+            case .error(let error)?: #expect(error.code == .unavailable, "request \(10 + answered)")
             default: Issue.record("unexpected response \(response)")
             }
+            answered += 1
+        }
+        #expect(answered >= 2)
+        for index in answered..<20 {
+            #expect(envelopes.response(to: 10 + UInt64(index)) == nil, "request \(10 + index) was answered after request \(10 + answered) was not")
         }
         #expect(envelopes.closing?.reason == .shuttingDown)
         holder.close()
