@@ -16,7 +16,6 @@ public final class InMemorySink: JournalSink {
     struct State {
         var image = PersistentState()
         var position = LogPosition.zero
-        var batches = 0
         var closed = false
     }
 
@@ -41,15 +40,6 @@ public final class InMemorySink: JournalSink {
         }
     }
 
-    /// The durable image now.
-    public var image: PersistentState { self.state.withLock { $0.image } }
-
-    /// The position of the last durable batch.
-    public var position: LogPosition { self.state.withLock { $0.position } }
-
-    /// Batches made durable.
-    public var batches: Int { self.state.withLock { $0.batches } }
-
     public func load() async throws -> LoadedState? {
         self.state.withLock { state in
             state.closed = false
@@ -69,7 +59,6 @@ public final class InMemorySink: JournalSink {
             }
             for changes in batch.changeSets { state.image.apply(changes) }
             state.position = batch.position
-            state.batches += 1
             return .durable(sync: nil)
         }
         completion(outcome)

@@ -46,11 +46,6 @@ public enum EnvelopeCodec {
         envelope.push = push
         return envelope
     }
-
-    /// An error response envelope.
-    public static func error(id: UInt64, _ error: LeaseholdError) -> Leasehold_V1_Envelope {
-        Self.response(id: id, Reply.failure(error).wire)
-    }
 }
 
 /// A ByteBuffer as swift-protobuf's byte container, so that messages are read from and
