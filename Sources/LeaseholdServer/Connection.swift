@@ -9,15 +9,25 @@ import Synchronization
 /// its frames go.
 ///
 /// Lifecycle: created after the TLS handshake and `Hello`; requests count as in flight
-/// from arrival to reply; the owner attaches sessions to it (openSession, resumeSession)
+/// from arrival to reply, and their ids must be unique among those in flight; the owner attaches sessions to it (openSession, resumeSession)
 /// and detaches them (a resume elsewhere closes it as superseded); when the peer goes
 /// away or the server closes it, the owner detaches its sessions and cancels their waits,
 /// and the outbox drains before the channel closes. Frames leave as ``ServerMessage``
 /// values and are encoded in the pipeline, on the channel's event loop.
 final class Connection: Sendable {
     struct State {
-        var inFlight = 0
+        /// Ids of the requests read and not yet answered.
+        var outstanding: Set<UInt64> = []
         var closing = false
+    }
+
+    /// Whether a request may go on.
+    enum Admission {
+        case admitted
+        /// Its id is that of a request still unanswered on this connection.
+        case duplicate
+        /// `limit` requests are unanswered already.
+        case full
     }
 
     /// A number for logs.
@@ -36,22 +46,17 @@ final class Connection: Sendable {
         self.logger = logger
     }
 
-    /// Counts a new request in flight.
-    /// - Returns: `false` when `limit` requests are unanswered already.
-    func admit(limit: Int) -> Bool {
+    /// Counts request `id` in flight until its answer is sent.
+    func admit(id: UInt64, limit: Int) -> Admission {
         self.state.withLock { state in
-            guard state.inFlight < limit else { return false }
-            state.inFlight += 1
-            return true
+            guard state.outstanding.count < limit else { return .full }
+            return state.outstanding.insert(id).inserted ? .admitted : .duplicate
         }
     }
 
-    /// Sends a frame; a reply ends its request's time in flight.
+    /// Sends a frame; an answer ends its request's time in flight.
     func send(_ message: ServerMessage) {
-        switch message {
-        case .reply, .response, .annotated, .fenceSubscription: self.state.withLock { $0.inFlight = Swift.max(0, $0.inFlight - 1) }
-        default: break
-        }
+        if let id = message.requestID { self.state.withLock { _ = $0.outstanding.remove(id) } }
         self.outbox.send(message)
     }
 

@@ -125,7 +125,7 @@ extension LeaseholdServer {
             let error = LeaseholdError.protocolError(
                 "protocol version \(hello.protocolMajor).\(hello.protocolMinor) is not supported: this server speaks \(WireProtocol.major).x"
             )
-            _ = connection.admit(limit: .max)
+            _ = connection.admit(id: envelope.id, limit: .max)
             connection.reply(envelope.id, .failure(error))
             connection.close(.protocolError, error.message)
             return false
@@ -140,7 +140,7 @@ extension LeaseholdServer {
         )
         var response = WireResponse()
         response.helloOk = reply.wire
-        _ = connection.admit(limit: .max)
+        _ = connection.admit(id: envelope.id, limit: .max)
         connection.send(.response(id: envelope.id, response))
         return true
     }
@@ -162,7 +162,15 @@ extension LeaseholdServer {
             connection.close(.protocolError, "a request needs a non-zero id")
             return
         }
-        guard connection.admit(limit: self.configuration.maxInFlightPerConnection) else {
+        switch connection.admit(id: envelope.id, limit: self.configuration.maxInFlightPerConnection) {
+        case .admitted:
+            break
+        case .duplicate:
+            // Two answers with one id could not be told apart: a protocol error, as a
+            // reused stream id is in HTTP/2.
+            connection.close(.protocolError, "request id \(envelope.id) is already in flight on this connection; ids must be unique among unanswered requests")
+            return
+        case .full:
             // Not counted in flight: answered at once.
             connection.outbox.send(
                 .reply(

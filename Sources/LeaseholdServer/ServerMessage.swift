@@ -26,6 +26,14 @@ enum ServerMessage: Sendable {
     /// Why the server closes the connection (its last frame).
     case closing(Leasehold_V1_Closing.Reason, String)
 
+    /// The request this frame answers; `nil` for pushes.
+    var requestID: UInt64? {
+        switch self {
+        case .reply(let id, _), .response(let id, _), .annotated(let id, _, _, _), .fenceSubscription(let id, _, _): id
+        case .sessionPush, .fence, .event, .closing: nil
+        }
+    }
+
     var envelope: WireEnvelope {
         switch self {
         case .reply(let id, let reply):

@@ -150,7 +150,7 @@ struct FencingTests {
         #expect(h.violations.isEmpty, "\(h.violations)")
     }
 
-    @Test("layout seqids: merging bumps the seqid, a return with an older seqid keeps later grants")
+    @Test("layout seqids: merging bumps the seqid, every return that removes something bumps it, a return with an older seqid keeps later grants")
     func layoutSeqids() throws {
         var h = Harness()
         let a = h.openSession("alice")
@@ -164,9 +164,16 @@ struct FencingTests {
         // A whole return carrying the first seqid removes only the first grant.
         let returned = try h.layoutReturn(in: a, first.stateID)
         #expect(returned.remaining == [BlockRange(start: 8, count: 4)])
+        // Every return that removes something bumps the seqid; one that removes nothing
+        // keeps it.
+        #expect(returned.stateID.seqid == second.stateID.seqid + 1)
+        let nothing = try h.layoutReturn(in: a, returned.stateID, [h.blocks(0, 1)])
+        #expect(nothing.stateID == returned.stateID)
+        #expect(nothing.returnedBlocks == 0)
         // Partial return.
         let partial = try h.layoutReturn(in: a, returned.stateID, [h.blocks(8, 2)])
         #expect(partial.remaining == [BlockRange(start: 10, count: 2)])
+        #expect(partial.stateID.seqid == returned.stateID.seqid + 1)
         // layoutCommit marks written and extends the size, inside the granted range only.
         guard case .layoutCommitted(_, let size) = try h.call(
             .layoutCommit(partial.stateID, newSize: 20 * h.blockSize, written: [h.blocks(10, 2)]), in: a
@@ -177,6 +184,7 @@ struct FencingTests {
         }
         let gone = try h.layoutReturn(in: a, partial.stateID)
         #expect(gone.remaining.isEmpty)
+        #expect(gone.stateID == LayoutStateID(id: partial.stateID.id, seqid: partial.stateID.seqid + 1), "a full return bumps it too")
         #expect(throws: LeaseholdError.self) { try h.layoutReturn(in: a, partial.stateID) }
         #expect(h.violations.isEmpty, "\(h.violations)")
     }

@@ -1,5 +1,6 @@
 import Foundation
 import LeaseholdCore
+import LeaseholdTestSupport
 @testable import LeaseholdMessages
 import Testing
 
@@ -284,6 +285,30 @@ struct MappingTests {
         }()
         #expect(request.command == nil)
         #expect(throws: LeaseholdError.self) { try WireRequestBody(wire: request) }
+    }
+
+    @Test("a page limit of 0 (or no page) is the default page of 1,000; up to 10,000 is served; above is invalidArgument")
+    func pageLimits() throws {
+        func command(_ build: (inout WireRequest) -> Void) throws -> WireCommand {
+            var request = WireRequest()
+            build(&request)
+            return try WireRequestBody(wire: self.throughBytes(request)).command
+        }
+        #expect(try command { $0.listInodes.page.limit = 0 } == .core(.listInodes(Page(after: 0, limit: 1_000))))
+        #expect(try command { $0.listInodes = .init() } == .core(.listInodes(Page(after: 0, limit: 1_000))))
+        #expect(try command { $0.listPins.page = .with { $0.after = 7; $0.limit = 10_000 } } == .core(.listPins(Page(after: 7, limit: 10_000))))
+        #expect(try command { $0.readEvents.limit = 0 } == .core(.readEvents(after: EventRevision(rawValue: 0), limit: 1_000)))
+        // The Coordinator refuses what is above its maximum page, naming the bounds.
+        var coordinator = Coordinator(configuration: Harness.configuration())
+        _ = coordinator.tick(at: .zero)
+        let admin = Caller(identity: "admin", isAdmin: true)
+        for command in [Command.listInodes(Page(limit: 10_001)), .readEvents(after: EventRevision(rawValue: 0), limit: 10_001)] {
+            let reply = coordinator.handle(Request(caller: admin, command: command), at: .zero).reply
+            #expect(reply?.error?.code == .invalidArgument)
+            #expect(reply?.error?.message.contains("between 1 and 10000") == true, "\(String(describing: reply))")
+        }
+        let served = coordinator.handle(Request(caller: admin, command: .listInodes(Page(limit: 10_000))), at: .zero).reply
+        #expect(served?.error == nil)
     }
 
     @Test("values the Core cannot hold are invalidArgument, not traps")

@@ -40,6 +40,41 @@ struct ProtocolErrorTests {
         }
     }
 
+    @Test("a request id already in flight on the connection is a protocolError Closing; the waiting request's effects stay as they were")
+    func duplicateRequestID() async throws {
+        let cluster = try await TestCluster.start()
+        let holder = try await cluster.client("gpu-0")
+        let admin = try await cluster.client()
+        let session = try await holder.openSession(ttl: .seconds(5))
+        let inode = try await session.createInode()
+        _ = try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 4_096)], kind: .shortTerm(ttl: .seconds(20)), allocate: true)
+        let raw = try await RawConnection(cluster: cluster)
+        try await raw.hello()
+        func request(_ session: SessionID?, _ tag: SlotTag?, _ command: WireCommand) throws -> WireRequest {
+            try WireRequestBody(session: session, tag: tag, command: command).wire()
+        }
+        try await raw.send(EnvelopeCodec.request(id: 2, try request(nil, nil, .openSession(name: "raw", ttl: .seconds(5), slots: 4))))
+        let rawSession = SessionID(rawValue: try #require(try await raw.response(to: 2)).sessionOpened.session)
+        // Request 3 waits for the short-term pin; a second request 3 comes while it does.
+        let truncate = WireCommand.core(.truncate(inode, size: 0, policy: .wait(timeout: .seconds(30)), expectedGeneration: nil))
+        try await raw.send(EnvelopeCodec.request(id: 3, try request(rawSession, SlotTag(slot: 0, sequence: 1), truncate)))
+        try await eventually("the truncate is waiting") { try await admin.status().volume.pendingBreaks == 1 }
+        try await raw.send(EnvelopeCodec.request(id: 3, try request(rawSession, SlotTag(slot: 1, sequence: 1), .core(.createInode))))
+        let (envelopes, closed) = try await raw.readUntilClosed()
+        #expect(closed)
+        let closing = try #require(envelopes.closing)
+        #expect(closing.reason == .protocolError)
+        #expect(closing.message.contains("request id 3 is already in flight"))
+        #expect(envelopes.response(to: 3) == nil, "neither request 3 was answered on the closed connection")
+        // The second request did nothing; the closed connection's wait was cancelled.
+        #expect(try await admin.inodes().count == 1)
+        try await eventually("the wait ended with its connection") { try await admin.status().volume.pendingBreaks == 0 }
+        await raw.close()
+        holder.close()
+        admin.close()
+        try await cluster.stop()
+    }
+
     @Test("garbage bytes in a frame are a protocolError Closing")
     func garbage() async throws {
         try await self.probe { raw in

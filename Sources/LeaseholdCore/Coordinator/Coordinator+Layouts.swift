@@ -94,11 +94,13 @@ extension Coordinator {
     }
 
     mutating func layoutReturn(_ stateID: LayoutStateID, ranges: [ByteRange]?, session: SessionID) throws(LeaseholdError) -> Response {
-        _ = try self.ownedLayout(stateID, session: session)
+        let before = try self.ownedLayout(stateID, session: session)
         let blocks = try ranges.map { (ranges) throws(LeaseholdError) in try self.outwardRanges(ranges) }
         let removed = self.returnLayoutRanges(stateID.id, ranges: blocks, upTo: stateID.seqid)
         let remaining = self.layouts[stateID.id]
-        let newStateID = remaining?.stateID ?? stateID
+        // A return that removes something bumps the seqid, whether something is left or
+        // the layout is gone (then the answer names the seqid it would have had).
+        let newStateID = remaining?.stateID ?? LayoutStateID(id: stateID.id, seqid: before.seqid &+ 1)
         self.emit(.layoutReturned(newStateID, remainingBlocks: remaining?.ranges.totalCount ?? 0))
         return .layoutReturned(LayoutReturned(stateID: newStateID, remaining: remaining?.ranges ?? [], returnedBlocks: removed))
     }

@@ -1157,7 +1157,7 @@ public nonisolated struct Leasehold_V1_Request: Sendable {
   fileprivate var _tag: Leasehold_V1_SlotTag? = nil
 }
 
-/// The first request of a connection. Answered by `HelloOk`, or `invalidArgument` when
+/// The first request of a connection. Answered by `HelloOk`, or `protocolError` when
 /// the major version is not one the server speaks (the connection is then closed).
 public nonisolated struct Leasehold_V1_Hello: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -1775,6 +1775,8 @@ public nonisolated struct Leasehold_V1_Page: Sendable {
 
   public var after: UInt64 = 0
 
+  /// 1...10,000 (the server's maximum page); 0, or the field unset, means the default
+  /// page of 1,000. Above the maximum is `invalidArgument`.
   public var limit: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1947,6 +1949,7 @@ public nonisolated struct Leasehold_V1_ReadEvents: Sendable {
 
   public var afterRevision: UInt64 = 0
 
+  /// As `Page.limit`: 1...10,000; 0 means 1,000.
   public var limit: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
