@@ -75,6 +75,21 @@ struct ProtocolErrorTests {
         try await cluster.stop()
     }
 
+    @Test("an error quoting a name as long as a frame allows quotes only a prefix of it")
+    func boundedErrorMessage() async throws {
+        let cluster = try await TestCluster.start()
+        let admin = try await cluster.client()
+        let name = String(repeating: "t", count: FrameLimits.defaultMaxFrameLength - 4_096)
+        let error = await #expect(throws: LeaseholdError.self) { try await admin.deregisterTarget(name) }
+        #expect(error?.code == .notFound)
+        #expect((error?.message.utf8.count ?? .max) <= LeaseholdError.maxMessageBytes)
+        #expect(error?.message.contains("tttt") == true)
+        // The connection is fine and so is the server.
+        #expect(try await admin.targets().isEmpty)
+        admin.close()
+        try await cluster.stop()
+    }
+
     @Test("garbage bytes in a frame are a protocolError Closing")
     func garbage() async throws {
         try await self.probe { raw in

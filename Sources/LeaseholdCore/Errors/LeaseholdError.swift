@@ -130,8 +130,31 @@ public struct LeaseholdError: Error, Hashable, Sendable, Codable, CustomStringCo
 
     public init(code: Code, message: String, details: Details = Details()) {
         self.code = code
-        self.message = message
+        self.message = Self.bounded(message)
         self.details = details
+    }
+
+    /// The longest message an error carries, in UTF-8 bytes. A message that quotes client
+    /// input (a target name, a snapshot name) quotes at most a prefix of it, so an error
+    /// reply never grows with what was sent and stays far below the frame limit.
+    public static let maxMessageBytes = 512
+
+    /// `message`, or its longest prefix of whole characters that fits with a note of how
+    /// long it was.
+    static func bounded(_ message: String) -> String {
+        let total = message.utf8.count
+        guard total > Self.maxMessageBytes else { return message }
+        let note = "… (cut; \(total) bytes in all)"
+        let budget = Self.maxMessageBytes - note.utf8.count
+        var end = message.startIndex
+        var bytes = 0
+        for index in message.indices {
+            let size = message[index].utf8.count
+            if bytes + size > budget { break }
+            bytes += size
+            end = message.index(after: index)
+        }
+        return String(message[..<end]) + note
     }
 
     public var description: String { "\(self.code.name): \(self.message)" }
