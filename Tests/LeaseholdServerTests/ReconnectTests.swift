@@ -7,6 +7,14 @@ import Testing
 /// Connections come and go; sessions, pins and pushes stay.
 @Suite("Reconnect and resume", .timeLimit(.minutes(1)))
 struct ReconnectTests {
+    /// A client that connects through the fault proxy and retries at once when it lets
+    /// connections through again: the backoff does not grow while the proxy refuses (a
+    /// reconnect 1 s late would cost the short TTLs here their session).
+    static func throughProxy(_ configuration: inout ClientConfiguration, _ proxy: FaultProxy) {
+        configuration.port = proxy.port
+        configuration.reconnectBackoff = (initial: .milliseconds(10), maximum: .milliseconds(20))
+    }
+
     @Test("a dropped connection reconnects and resumes the session with its pins intact")
     func resume() async throws {
         let cluster = try await TestCluster.start()
@@ -35,7 +43,7 @@ struct ReconnectTests {
     func lostReply() async throws {
         let cluster = try await TestCluster.start()
         let proxy = try await FaultProxy.start(to: cluster.port)
-        let client = try await cluster.client("gpu-0") { $0.port = proxy.port }
+        let client = try await cluster.client("gpu-0") { Self.throughProxy(&$0, proxy) }
         let admin = try await cluster.client()
         let session = try await client.openSession(ttl: .seconds(3))
         let inode = try await session.createInode()
@@ -65,7 +73,7 @@ struct ReconnectTests {
     func replay() async throws {
         let cluster = try await TestCluster.start { $0.coordinator.recallTimeout = .seconds(5) }
         let proxy = try await FaultProxy.start(to: cluster.port)
-        let client = try await cluster.client("gpu-0") { $0.port = proxy.port }
+        let client = try await cluster.client("gpu-0") { Self.throughProxy(&$0, proxy) }
         let other = try await cluster.client("truncater")
         let session = try await client.openSession(ttl: .seconds(3))
         let events = EventLog(session)
@@ -106,7 +114,7 @@ struct ReconnectTests {
         let cluster = try await TestCluster.start()
         let proxy = try await FaultProxy.start(to: cluster.port)
         let client = try await cluster.client("gpu-0") {
-            $0.port = proxy.port
+            Self.throughProxy(&$0, proxy)
             $0.jeopardyMargin = .seconds(1)
         }
         let session = try await client.openSession(ttl: .seconds(2))
@@ -133,7 +141,7 @@ struct ReconnectTests {
     func expired() async throws {
         let cluster = try await TestCluster.start()
         let proxy = try await FaultProxy.start(to: cluster.port)
-        let client = try await cluster.client("gpu-0") { $0.port = proxy.port }
+        let client = try await cluster.client("gpu-0") { Self.throughProxy(&$0, proxy) }
         let session = try await client.openSession(ttl: .milliseconds(300))
         let events = EventLog(session)
         proxy.refuse(true)
