@@ -2,7 +2,8 @@
 //
 // Leasehold: a networked lease coordination service for shared block volumes.
 // Module plan (ARCHITECTURE.md): Core <- Messages <- Journal <- Store; Messages <- Wire <- Server
-// (Journal) and Client <- executables. Store does not import Wire; Server does not import Store.
+// (Journal) and Client <- executables; Etcd <- Cluster (Journal) for cluster mode. Store does not
+// import Wire; Server does not import Store.
 import PackageDescription
 
 let package = Package(
@@ -39,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Pure domain: extents, free space, busy extents, pins, layouts, sessions,
@@ -48,11 +50,15 @@ let package = Package(
             dependencies: [.product(name: "DequeModule", package: "swift-collections")]
         ),
         // Helpers shared by the test suites of every module: the manual clock, a
-        // harness that drives the Coordinator, the seeded simulation and the naive
-        // block model.
+        // harness that drives the Coordinator, the seeded simulation, the naive
+        // block model, and a TCP relay that fails on demand.
         .target(
             name: "LeaseholdTestSupport",
-            dependencies: ["LeaseholdCore"]
+            dependencies: [
+                "LeaseholdCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "LeaseholdCoreTests",
@@ -84,7 +90,50 @@ let package = Package(
         ),
         .testTarget(
             name: "LeaseholdJournalTests",
-            dependencies: ["LeaseholdJournal", "LeaseholdStore", "LeaseholdCore", "LeaseholdTestSupport"]
+            dependencies: [
+                "LeaseholdJournal", "LeaseholdStore", "LeaseholdCluster", "LeaseholdEtcd", "LeaseholdCore", "LeaseholdTestSupport",
+                "LeaseholdClusterTestSupport",
+            ]
+        ),
+        // etcd's v3 API through its JSON gateway (AsyncHTTPClient): KV, transactions,
+        // leases, watches, maintenance; several endpoints, errors told apart by what a
+        // caller may conclude about its write.
+        .target(
+            name: "LeaseholdEtcd",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        // Cluster mode on etcd (docs/cluster.md): the keys of a cluster, the etcd journal
+        // sink with its guarded log transactions, and reading the log back.
+        .target(
+            name: "LeaseholdCluster",
+            dependencies: [
+                "LeaseholdCore",
+                "LeaseholdJournal",
+                "LeaseholdMessages",
+                "LeaseholdEtcd",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Real etcd members on loopback for tests, and clusters in them.
+        .target(
+            name: "LeaseholdClusterTestSupport",
+            dependencies: ["LeaseholdCluster", "LeaseholdEtcd"]
+        ),
+        .testTarget(
+            name: "LeaseholdClusterTests",
+            dependencies: [
+                "LeaseholdCluster", "LeaseholdEtcd", "LeaseholdJournal", "LeaseholdMessages", "LeaseholdCore", "LeaseholdTestSupport",
+                "LeaseholdClusterTestSupport", "LeaseholdCertificates",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         // The wire: the length-prefixed frame codec, envelopes and outboxes over NIO.
         .target(

@@ -1,4 +1,3 @@
-import Foundation
 import LeaseholdCore
 import LeaseholdMessages
 import Synchronization
@@ -9,9 +8,8 @@ import Synchronization
 /// It keeps the image across "restarts" as long as the object lives: a test that starts
 /// a second server on the same sink sees the first one's durable state, as a restart on
 /// the same data directory would. Closing refuses batches (`failed`) until the sink is
-/// loaded again, as a closed file would. A snapshot is a file holding one
-/// `leasehold.journal.v1.Batch` message (the whole image as one change set, at the
-/// position it reflects); ``init(contentsOf:)`` opens it.
+/// loaded again, as a closed file would. A snapshot is an ``ImageFile``;
+/// ``init(contentsOf:maxBatchesInFlight:)`` opens it.
 public final class InMemorySink: JournalSink {
     struct State {
         var image = PersistentState()
@@ -32,11 +30,10 @@ public final class InMemorySink: JournalSink {
     ///   row that cannot be read.
     public convenience init(contentsOf path: String, maxBatchesInFlight: Int = 1) throws {
         self.init(maxBatchesInFlight: maxBatchesInFlight)
-        let message = try Leasehold_Journal_V1_Batch(serializedBytes: try Data(contentsOf: URL(fileURLWithPath: path)))
-        let batch = try JournalBatch(message: message)
+        let loaded = try ImageFile.read(path)
         self.state.withLock { state in
-            for changes in batch.changeSets { state.image.apply(changes) }
-            state.position = batch.position
+            state.image = loaded.state
+            state.position = loaded.position
         }
     }
 
@@ -66,8 +63,7 @@ public final class InMemorySink: JournalSink {
 
     public func snapshot(to path: String) async throws -> LogPosition {
         let (image, position) = self.state.withLock { ($0.image, $0.position) }
-        let message = JournalBatch(position: position, changeSets: [image.changeSet]).message
-        try Data(try message.serializedBytes() as [UInt8]).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try ImageFile.write(image, at: position, to: path)
         return position
     }
 

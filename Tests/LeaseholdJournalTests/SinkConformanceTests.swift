@@ -1,5 +1,8 @@
 import Foundation
+import LeaseholdCluster
+import LeaseholdClusterTestSupport
 import LeaseholdCore
+import LeaseholdEtcd
 import LeaseholdJournal
 import LeaseholdStore
 import LeaseholdTestSupport
@@ -15,6 +18,7 @@ struct SinkConformanceTests {
     enum Kind: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case memory
         case sqlite
+        case etcd
 
         var testDescription: String { self.rawValue }
     }
@@ -24,32 +28,43 @@ struct SinkConformanceTests {
         let kind: Kind
         let directory: String
         var sink: any JournalSink
+        /// The term batches are written in: 0 on one node; for etcd the create revision of
+        /// the leader key the sink writes under (a cluster of its own in the shared member).
+        var term: UInt64 = 0
 
-        init(_ kind: Kind) throws {
+        init(_ kind: Kind) async throws {
             self.kind = kind
             self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-sink-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
             switch kind {
             case .memory: self.sink = InMemorySink()
             case .sqlite: self.sink = try Store(path: self.directory + "/leasehold.db")
+            case .etcd:
+                let sink = try await EtcdTestCluster.leaderSink()
+                self.sink = sink
+                self.term = sink.leadership!.term
             }
         }
 
-        /// A restart: the SQLite file is closed and opened again; memory stays (the object is
-        /// the "disk").
+        /// A restart: the SQLite file is closed and opened again; the etcd sink is made
+        /// anew over the same keys and leadership; memory stays (the object is the "disk").
         mutating func reopen() throws {
             switch self.kind {
             case .memory: break
             case .sqlite:
                 try self.sink.close()
                 self.sink = try Store(path: self.directory + "/leasehold.db")
+            case .etcd:
+                try self.sink.close()
+                let old = self.sink as! EtcdSink
+                self.sink = EtcdSink(client: old.client, keys: old.keys, leadership: old.leadership)
             }
         }
 
-        /// A snapshot file opened as a sink of the same kind.
+        /// A snapshot file opened as a sink (of the same kind where the kind has files).
         func open(snapshot path: String) throws -> any JournalSink {
             switch self.kind {
-            case .memory: try InMemorySink(contentsOf: path)
+            case .memory, .etcd: try InMemorySink(contentsOf: path)
             case .sqlite: try Store(path: path)
             }
         }
@@ -60,10 +75,15 @@ struct SinkConformanceTests {
         }
     }
 
-    static func journal(_ sink: any JournalSink, after position: LogPosition) -> Journal {
+    static func options(term: UInt64) -> Journal.Options {
         var options = Journal.Options()
+        options.term = term
         options.onFailure = { failure in Issue.record("journal stopped: \(failure)") }
-        return Journal(sink: sink, after: position, options: options)
+        return options
+    }
+
+    static func journal(_ sink: any JournalSink, after position: LogPosition, term: UInt64) -> Journal {
+        Journal(sink: sink, after: position, options: Self.options(term: term))
     }
 
     /// Runs `count` simulation steps on a thread of its own and returns each step's change
@@ -106,13 +126,14 @@ struct SinkConformanceTests {
         }
 
         let sink: any JournalSink
+        var term: UInt64 = 0
         var image = PersistentState()
         var position = LogPosition.zero
         var images: [UInt64: PersistentState] = [:]
 
         mutating func write(_ sets: [ChangeSet]) throws {
             guard !sets.isEmpty else { return }
-            self.position = self.position.next(term: 0)
+            self.position = self.position.next(term: self.term)
             let done = DispatchSemaphore(value: 0)
             let outcome = Outcome()
             self.sink.apply(JournalBatch(position: self.position, changeSets: sets)) { result in
@@ -131,12 +152,12 @@ struct SinkConformanceTests {
           arguments: Kind.allCases, TestSeed.seeds(default: [51, 52]))
     func replayAndReload(kind: Kind, seed: UInt64) async throws {
         print(TestSeed.replayHint(seed: seed, test: "SinkConformanceTests"))
-        var storage = try Storage(kind)
+        var storage = try await Storage(kind)
         defer { storage.remove() }
         #expect(try await storage.sink.load() == nil, "an empty sink holds no volume")
         var simulation = Simulation(seed: seed)
         simulation.keepsChanges = true
-        var journal = Self.journal(storage.sink, after: .zero)
+        var journal = Self.journal(storage.sink, after: .zero, term: storage.term)
         await journal.commit(simulation.harness.persisted.changeSet)
         for round in 0..<8 {
             try await Self.run(&simulation, steps: 150, into: journal)
@@ -149,7 +170,7 @@ struct SinkConformanceTests {
             #expect(differences.isEmpty, "\(kind) seed \(seed) round \(round): \(differences.prefix(5))")
             #expect(simulation.problems.isEmpty, "seed \(seed): \(simulation.problems.prefix(3))")
             if !differences.isEmpty || !simulation.problems.isEmpty { break }
-            journal = Self.journal(storage.sink, after: loaded.position)
+            journal = Self.journal(storage.sink, after: loaded.position, term: storage.term)
         }
         journal.close()
     }
@@ -157,11 +178,11 @@ struct SinkConformanceTests {
     @Test("across restarts the epoch goes up and every id, token and revision handed out is above all before",
           arguments: Kind.allCases)
     func monotonicAcrossRestarts(kind: Kind) async throws {
-        var storage = try Storage(kind)
+        var storage = try await Storage(kind)
         defer { storage.remove() }
         var simulation = Simulation(seed: 61)
         simulation.keepsChanges = true
-        let journal = Self.journal(storage.sink, after: .zero)
+        let journal = Self.journal(storage.sink, after: .zero, term: storage.term)
         await journal.commit(simulation.harness.persisted.changeSet)
         try await Self.run(&simulation, steps: 600, into: journal)
         journal.close()
@@ -171,7 +192,10 @@ struct SinkConformanceTests {
         for restart in 0..<3 {
             try storage.reopen()
             let loadedPosition = try #require(try await storage.sink.load()).position
-            let boot = try await Boot.open(sink: storage.sink, configuration: Simulation.configuration(), at: Instant.zero + .seconds(1_000 * Int64(restart + 1)))
+            let boot = try await Boot.open(
+                sink: storage.sink, configuration: Simulation.configuration(), at: Instant.zero + .seconds(1_000 * Int64(restart + 1)),
+                options: Self.options(term: storage.term)
+            )
             #expect(boot.restored)
             #expect(boot.coordinator.epoch == epoch + 1, "restart \(restart): the epoch goes up by one")
             #expect(boot.journal.position.index == loadedPosition.index + 1, "the first tick is one batch after the loaded position")
@@ -227,15 +251,15 @@ struct SinkConformanceTests {
 
     @Test("a first start on an empty sink creates the volume and makes it durable before serving", arguments: Kind.allCases)
     func firstStart(kind: Kind) async throws {
-        var storage = try Storage(kind)
+        var storage = try await Storage(kind)
         defer { storage.remove() }
-        let boot = try await Boot.open(sink: storage.sink, configuration: Simulation.configuration(), at: .zero)
+        let boot = try await Boot.open(sink: storage.sink, configuration: Simulation.configuration(), at: .zero, options: Self.options(term: storage.term))
         #expect(!boot.restored)
-        #expect(boot.journal.position == LogPosition(term: 0, index: 1))
+        #expect(boot.journal.position == LogPosition(term: storage.term, index: 1))
         boot.journal.close()
         try storage.reopen()
         let loaded = try #require(try await storage.sink.load())
-        #expect(loaded.position == LogPosition(term: 0, index: 1))
+        #expect(loaded.position == LogPosition(term: storage.term, index: 1))
         #expect(loaded.state.differences(from: boot.coordinator.persistentState()).isEmpty)
     }
 
@@ -247,13 +271,13 @@ struct SinkConformanceTests {
     @Test("a resend of a durable batch is durable and writes nothing again; a batch past the next position is out of order and writes nothing",
           arguments: Kind.allCases)
     func resendAndGap(kind: Kind) async throws {
-        var storage = try Storage(kind)
+        var storage = try await Storage(kind)
         defer { storage.remove() }
         var simulation = Simulation(seed: 81)
         simulation.keepsChanges = true
-        let initial = JournalBatch(position: LogPosition(term: 0, index: 1), changeSets: [simulation.harness.persisted.changeSet])
+        let initial = JournalBatch(position: LogPosition(term: storage.term, index: 1), changeSets: [simulation.harness.persisted.changeSet])
         let steps = try await Self.steps(&simulation, 50).joined()
-        let second = JournalBatch(position: LogPosition(term: 0, index: 2), changeSets: Array(steps))
+        let second = JournalBatch(position: LogPosition(term: storage.term, index: 2), changeSets: Array(steps))
         #expect(await Self.outcome(storage.sink, initial).isDurable)
         #expect(await Self.outcome(storage.sink, second).isDurable)
         let written = try #require(try await storage.sink.load())
@@ -264,7 +288,7 @@ struct SinkConformanceTests {
             // written over them.
             #expect(await Self.outcome(storage.sink, initial).isDurable, "restart \(restart): a resend of batch 1")
             #expect(await Self.outcome(storage.sink, second).isDurable, "restart \(restart): a resend of batch 2")
-            let gap = JournalBatch(position: LogPosition(term: 0, index: 4), changeSets: [ChangeSet(rows: [.freeExtent(1 << 40, count: 1)])])
+            let gap = JournalBatch(position: LogPosition(term: storage.term, index: 4), changeSets: [ChangeSet(rows: [.freeExtent(1 << 40, count: 1)])])
             let outcome = await Self.outcome(storage.sink, gap)
             guard case .outOfOrder(let expected) = outcome else {
                 Issue.record("restart \(restart): batch 4 after batch 2 came back \(outcome)")
@@ -288,16 +312,17 @@ struct SinkConformanceTests {
     @Test("a snapshot taken while batches go on loads as the state at the position it reports; one taken at rest as the live state",
           arguments: Kind.allCases)
     func snapshotThenLoad(kind: Kind) async throws {
-        let storage = try Storage(kind)
+        let storage = try await Storage(kind)
         defer { storage.remove() }
         var simulation = Simulation(seed: 71)
         simulation.keepsChanges = true
         let sink = storage.sink
+        let term = storage.term
         let initial = simulation.harness.persisted.changeSet
         let first = try await Self.steps(&simulation, 300)
         // Writing is blocking I/O for the SQLite sink: off the cooperative pool too.
         var (image, images, position) = try await onOwnThread { () throws -> (PersistentState, [UInt64: PersistentState], LogPosition) in
-            var writer = Writer(sink: sink)
+            var writer = Writer(sink: sink, term: term)
             try writer.write([initial])
             for sets in first { try writer.write(sets) }
             return (writer.image, writer.images, writer.position)
@@ -316,8 +341,8 @@ struct SinkConformanceTests {
         let busyPath = storage.directory + "/busy.snapshot"
         let second = try await Self.steps(&simulation, 300)
         let snapshot = Task { try await sink.snapshot(to: busyPath) }
-        (image, images, position) = try await onOwnThread { [image, images, position] () throws -> (PersistentState, [UInt64: PersistentState], LogPosition) in
-            var writer = Writer(sink: sink, image: image, position: position, images: images)
+        (image, images, position) = try await onOwnThread { [image, images, position, term] () throws -> (PersistentState, [UInt64: PersistentState], LogPosition) in
+            var writer = Writer(sink: sink, term: term, image: image, position: position, images: images)
             for sets in second { try writer.write(sets) }
             return (writer.image, writer.images, writer.position)
         }

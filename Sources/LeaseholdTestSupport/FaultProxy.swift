@@ -6,7 +6,7 @@ import Synchronization
 /// to fail: it cuts every relayed connection, refuses new ones while told to, and can
 /// swallow what the server sends (a reply lost on the way back). The TLS session runs
 /// end to end through it; the proxy sees only bytes.
-final class FaultProxy: Sendable {
+public final class FaultProxy: Sendable {
     struct State {
         var refusing = false
         var swallowingReplies = false
@@ -23,7 +23,7 @@ final class FaultProxy: Sendable {
     }
 
     /// Listens on a free port of 127.0.0.1 and relays to `port` there.
-    static func start(to port: Int) async throws -> FaultProxy {
+    public static func start(to port: Int) async throws -> FaultProxy {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let box = ProxyBox()
         let channel = try await ServerBootstrap(group: group)
@@ -58,25 +58,25 @@ final class FaultProxy: Sendable {
     }
 
     /// The port clients connect to.
-    var port: Int { self.channel.localAddress?.port ?? 0 }
+    public var port: Int { self.channel.localAddress?.port ?? 0 }
 
-    var isRefusing: Bool { self.state.withLock { $0.refusing } }
+    public var isRefusing: Bool { self.state.withLock { $0.refusing } }
 
     /// While set, a new connection is closed as soon as it is accepted, as if the server
     /// were unreachable.
-    func refuse(_ refusing: Bool) {
+    public func refuse(_ refusing: Bool) {
         self.state.withLock { $0.refusing = refusing }
     }
 
     /// While set, bytes from the server are dropped instead of relayed.
-    func swallowReplies(_ swallowing: Bool) {
+    public func swallowReplies(_ swallowing: Bool) {
         self.state.withLock { $0.swallowingReplies = swallowing }
     }
 
-    var isSwallowing: Bool { self.state.withLock { $0.swallowingReplies } }
+    public var isSwallowing: Bool { self.state.withLock { $0.swallowingReplies } }
 
     /// Closes every relayed connection, both sides.
-    func cutAll() {
+    public func cutAll() {
         let connections = self.state.withLock { state in
             defer { state.connections.removeAll() }
             return state.connections
@@ -87,7 +87,7 @@ final class FaultProxy: Sendable {
         }
     }
 
-    func stop() async throws {
+    public func stop() async throws {
         self.cutAll()
         try await self.channel.close()
         try await self.group.shutdownGracefully()

@@ -1,0 +1,61 @@
+import LeaseholdCore
+import LeaseholdEtcd
+import LeaseholdJournal
+
+/// How a standby tails the committed log (docs/cluster.md, "Standbys"): it applies
+/// entries in index order and only committed ones. An entry is committed once its
+/// `log/<index>` key exists: the guarded transaction writes it together with the head.
+///
+/// Lifecycle: ``catchUp(after:apply:)`` applies every entry after a position up to the
+/// head, read at one revision, and returns that revision; ``follow(after:from:apply:)``
+/// then watches the log from the next revision and applies each entry as it commits,
+/// until cancelled. A gap (an entry that is not the next index), an entry that does not
+/// read, or history compacted below the revision asked for throws: the standby then
+/// starts over from a load (or a snapshot, once the log it needs is gone).
+public struct LogFollower: Sendable {
+    public let client: EtcdClient
+    public let keys: ClusterKeys
+
+    public init(client: EtcdClient, keys: ClusterKeys) {
+        self.client = client
+        self.keys = keys
+    }
+
+    /// The head now: its position (`nil`: no log yet) and the store revision it was read at.
+    public func head() async throws -> (position: LogPosition?, revision: Int64) {
+        let head = try await LogReader(client: self.client, keys: self.keys).head()
+        return (head.position, head.revision)
+    }
+
+    /// Applies the entries after `position` up to the head, as etcd holds them at one
+    /// revision. - Returns: the head's position and that revision.
+    public func catchUp(after position: LogPosition, apply: (JournalBatch) throws -> Void) async throws -> (position: LogPosition, revision: Int64) {
+        let reader = LogReader(client: self.client, keys: self.keys)
+        let head = try await reader.head()
+        guard let target = head.position else { return (position, head.revision) }
+        guard target.index >= position.index else {
+            throw EtcdSinkError("this node applied the log to \(position), past etcd's head \(target): etcd was wiped or restored")
+        }
+        try await reader.entries(after: position, through: target, at: head.revision, apply)
+        return (target, head.revision)
+    }
+
+    /// Watches the log after `position` from store revision `revision` + 1 and applies
+    /// each committed entry in index order, until the task is cancelled.
+    public func follow(after position: LogPosition, from revision: Int64, apply: (JournalBatch) async throws -> Void) async throws {
+        let reader = LogReader(client: self.client, keys: self.keys)
+        var applied = position
+        let start = self.keys.prefix + "log/"
+        for try await update in self.client.watch(start, end: self.keys.logEnd, from: revision + 1) {
+            for event in update.events where event.kind == .put {
+                guard let index = self.keys.index(ofLogKey: event.kv.key) else { continue }
+                guard index == applied.index + 1 else {
+                    throw EtcdSinkError("the log's next entry is \(index), after \(applied) applied here: a gap")
+                }
+                let batch = try await reader.batch(event.kv, expected: index, revision: event.kv.modRevision)
+                try await apply(batch)
+                applied = batch.position
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import LeaseholdClusterTestSupport
+import LeaseholdEtcd
+import Testing
+
+@Suite("etcd client over the JSON gateway", .enabled(if: EtcdMembers.isInstalled || requireEtcd()))
+struct EtcdClientTests {
+    @Test("put, range, guarded transactions and leases against a real member")
+    func basics() async throws {
+        let members = try await EtcdMembers.shared()
+        let client = EtcdTestCluster.client(members)
+        let prefix = "/leasehold-test/\(EtcdTestCluster.freshName())/"
+        let written = try await client.put(prefix + "a", [0, 1, 2, 255])
+        let read = try await client.range(prefix + "a")
+        #expect(read.kvs.first?.value == [0, 1, 2, 255])
+        #expect(read.kvs.first?.createRevision == written)
+        #expect(read.revision >= written)
+
+        // A guarded write: holds only while the compare does; the failure branch reads.
+        let held = try await client.txn([.modRevision(prefix + "a", equals: written)], success: [.put(prefix + "b", [7])], failure: [])
+        #expect(held.succeeded)
+        let refused = try await client.txn(
+            [.modRevision(prefix + "a", equals: written + 100)], success: [.put(prefix + "c", [8])], failure: [.range(prefix + "a")]
+        )
+        #expect(!refused.succeeded)
+        #expect(refused.ranges.first?.kvs.first?.modRevision == written)
+        #expect(try await client.range(prefix + "c").kvs.isEmpty, "the success branch of a failed compare wrote nothing")
+
+        let all = try await client.range(prefix, end: etcdPrefixEnd(prefix))
+        #expect(all.kvs.map(\.key) == [prefix + "a", prefix + "b"])
+
+        // A lease: granted at least the TTL asked, renewed, revoked with its keys.
+        let lease = try await client.grantLease(ttl: 30)
+        #expect(lease.ttl >= 30)
+        try await client.put(prefix + "leased", [1], lease: lease.id)
+        #expect(try await client.keepAlive(lease: lease.id) >= 30)
+        try await client.revoke(lease: lease.id)
+        #expect(try await client.range(prefix + "leased").kvs.isEmpty, "revoking a lease deletes its keys")
+        #expect(try await client.keepAlive(lease: lease.id) == 0, "a revoked lease renews to TTL 0")
+        await #expect(throws: EtcdError.self) { try await client.put(prefix + "x", [1], lease: lease.id) }
+        do {
+            try await client.put(prefix + "x", [1], lease: lease.id)
+        } catch let error as EtcdError {
+            #expect(error.kind == .refused && error.isLeaseNotFound, "\(error)")
+        }
+        #expect(try await client.delete(prefix, end: etcdPrefixEnd(prefix)) == 2)
+        let status = try await client.status()
+        #expect(status.version.hasPrefix("3."))
+        #expect(try await client.alarms().isEmpty)
+    }
+
+    @Test("an endpoint that does not answer is skipped for the next; none answering is unreachable, not uncertain")
+    func endpoints() async throws {
+        let members = try await EtcdMembers.shared()
+        let dead = "http://127.0.0.1:\(try freePorts(1)[0])"
+        let client = EtcdClient(EtcdConfiguration(endpoints: [dead] + members.endpoints))
+        defer { Task { try await client.shutdown() } }
+        #expect(try await client.status().version.hasPrefix("3."))
+        let none = EtcdClient(EtcdConfiguration(endpoints: [dead]))
+        defer { Task { try await none.shutdown() } }
+        do {
+            _ = try await none.range("/x")
+            Issue.record("a range on a port nobody listens on succeeded")
+        } catch let error as EtcdError {
+            #expect(error.kind == .unreachable, "\(error)")
+            #expect(!error.mayHaveWritten)
+        }
+    }
+}

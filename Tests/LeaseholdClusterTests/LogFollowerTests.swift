@@ -1,0 +1,75 @@
+import LeaseholdCluster
+import LeaseholdClusterTestSupport
+import LeaseholdCore
+import LeaseholdEtcd
+import LeaseholdJournal
+import LeaseholdTestSupport
+import Synchronization
+import Testing
+
+/// A standby's copy of the log: applying a simulation's batches one by one as they commit,
+/// from a catch-up read and then a watch, gives the leader's persisted image, field by
+/// field (STYLE.md §7).
+@Suite("Log follower", .serialized, .enabled(if: EtcdMembers.isInstalled || requireEtcd()))
+struct LogFollowerTests {
+    final class Image: Sendable {
+        let value = Mutex((state: PersistentState(), position: LogPosition.zero))
+        func apply(_ batch: JournalBatch) {
+            self.value.withLock { value in
+                for changes in batch.changeSets { value.state.apply(changes) }
+                value.position = batch.position
+            }
+        }
+    }
+
+    @Test("catching up and then following the log gives the leader's image at every head", arguments: TestSeed.seeds(default: [31]))
+    func follows(seed: UInt64) async throws {
+        print(TestSeed.replayHint(seed: seed, test: "LogFollowerTests"))
+        let sink = try await EtcdTestCluster.leaderSink()
+        let term = sink.leadership!.term
+        var simulation = Simulation(seed: seed)
+        simulation.keepsChanges = true
+        var options = Journal.Options()
+        options.term = term
+        options.onFailure = { Issue.record("journal stopped: \($0)") }
+        let journal = Journal(sink: sink, after: .zero, options: options)
+        await journal.commit(simulation.harness.persisted.changeSet)
+        // Half the run before the follower starts: it catches up on that, then follows.
+        func run(_ steps: Int) async throws {
+            let start = simulation
+            let (after, changes) = try await onOwnThread { () -> (Simulation, [ChangeSet]) in
+                var simulation = start
+                var changes: [ChangeSet] = []
+                for _ in 0..<steps {
+                    simulation.step()
+                    changes += simulation.takeChanges()
+                }
+                return (simulation, changes)
+            }
+            simulation = after
+            var last: UInt64?
+            for changes in changes { last = journal.enqueue(changes) }
+            if let last { await journal.waitUntilDurable(last) }
+        }
+        try await run(300)
+
+        let follower = LogFollower(client: sink.client, keys: sink.keys)
+        let image = Image()
+        let caughtUp = try await follower.catchUp(after: .zero) { image.apply($0) }
+        #expect(caughtUp.position == journal.position)
+        #expect(image.value.withLock { $0.state }.differences(from: simulation.harness.coordinator.persistentState()).isEmpty)
+        let following = Task { try await follower.follow(after: caughtUp.position, from: caughtUp.revision) { image.apply($0) } }
+
+        for round in 0..<3 {
+            try await run(200)
+            let head = journal.position
+            try await eventually("the follower applies up to \(head)", timeout: .seconds(20)) { image.value.withLock { $0.position } == head }
+            let differences = image.value.withLock { $0.state }.differences(from: simulation.harness.coordinator.persistentState())
+            #expect(differences.isEmpty, "seed \(seed) round \(round): \(differences.prefix(3))")
+        }
+        #expect(simulation.problems.isEmpty, "\(simulation.problems.prefix(3))")
+        following.cancel()
+        journal.close()
+        try await sink.client.delete(sink.keys.all.start, end: sink.keys.all.end)
+    }
+}
