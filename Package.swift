@@ -122,6 +122,30 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A leaseholdd node of a cluster: the server as standby or leader, the election,
+        // the log followed into memory, takeover and standing down.
+        .target(
+            name: "LeaseholdNode",
+            dependencies: [
+                "LeaseholdServer",
+                "LeaseholdCluster",
+                "LeaseholdEtcd",
+                "LeaseholdJournal",
+                "LeaseholdCore",
+                "LeaseholdMessages",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "LeaseholdNodeTests",
+            dependencies: [
+                "LeaseholdNode", "LeaseholdServer", "LeaseholdClient", "LeaseholdCluster", "LeaseholdEtcd", "LeaseholdCore", "LeaseholdMessages",
+                "LeaseholdCertificates", "LeaseholdTestSupport", "LeaseholdClusterTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Real etcd members on loopback for tests, and clusters in them.
         .target(
             name: "LeaseholdClusterTestSupport",
@@ -197,6 +221,9 @@ let package = Package(
             name: "leaseholdd",
             dependencies: [
                 "LeaseholdServer",
+                "LeaseholdNode",
+                "LeaseholdCluster",
+                "LeaseholdEtcd",
                 "LeaseholdStore",
                 "LeaseholdCore",
                 "LeaseholdCertificates",

@@ -72,6 +72,8 @@ public final class EtcdSink: JournalSink {
     public let maxBatchesInFlight: Int
     public let keys: ClusterKeys
     public let leadership: Leadership?
+    /// The state a standby already applied, so that loading reads only the log after it.
+    let startingFrom: LoadedState?
     public let client: EtcdClient
     let limits: Limits
     private let state = Mutex(State())
@@ -79,7 +81,13 @@ public final class EtcdSink: JournalSink {
     /// - Parameters:
     ///   - leadership: the leader key and term to write under; `nil` for a sink that only
     ///     loads and takes snapshots (a standby's view of the log).
-    public init(client: EtcdClient, keys: ClusterKeys, leadership: Leadership?, maxBatchesInFlight: Int = 8, limits: Limits = Limits()) {
+    ///   - startingFrom: what this node already applied of the log (a standby taking
+    ///     over): ``load()`` reads only the entries after it, up to the head.
+    public init(
+        client: EtcdClient, keys: ClusterKeys, leadership: Leadership?, startingFrom: LoadedState? = nil, maxBatchesInFlight: Int = 8,
+        limits: Limits = Limits()
+    ) {
+        self.startingFrom = startingFrom
         self.client = client
         self.keys = keys
         self.leadership = leadership
@@ -90,12 +98,27 @@ public final class EtcdSink: JournalSink {
     // MARK: - Loading
 
     public func load() async throws -> LoadedState? {
-        let (loaded, headRevision) = try await LogReader(client: self.client, keys: self.keys).read()
+        let (loaded, headRevision) = try await self.read()
         self.state.withLock {
             $0.closed = false
             $0.head = KnownHead(index: loaded?.position.index ?? 0, revision: headRevision)
         }
         return loaded
+    }
+
+    /// The state at the head: from the start of the log, or caught up from ``startingFrom``.
+    private func read() async throws -> (LoadedState?, Int64) {
+        let reader = LogReader(client: self.client, keys: self.keys)
+        guard var state = self.startingFrom else { return try await reader.read() }
+        let head = try await reader.head()
+        guard let position = head.position, position.index >= state.position.index else {
+            throw EtcdSinkError("this node applied the log to \(state.position), past etcd's head \(head.position.map { "\($0)" } ?? "(none)"): etcd was wiped or restored")
+        }
+        try await reader.entries(after: state.position, through: position, at: head.revision) { batch in
+            for changes in batch.changeSets { state.state.apply(changes) }
+        }
+        state.position = position
+        return (state, head.modRevision)
     }
 
     public func snapshot(to path: String) async throws -> LogPosition {

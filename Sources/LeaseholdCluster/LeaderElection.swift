@@ -193,6 +193,12 @@ public final class LeaderElection: Sendable {
                 return UInt64(created)
             }
             for try await update in self.client.watch(lower.key, from: range.revision + 1) {
+                // A deletion between the read and the watch's creation may come late:
+                // look again once the watch exists.
+                if update.created {
+                    if try await self.client.range(lower.key).kvs.first?.createRevision != lower.createRevision { break }
+                    continue
+                }
                 if update.events.contains(where: { $0.kind == .delete }) { break }
             }
         }

@@ -1,8 +1,6 @@
 import Foundation
 import Synchronization
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import LeaseholdEtcd
 
 /// Real etcd members on loopback for tests: Debian's `etcd` on PATH, each member on free
 /// 127.0.0.1 ports with its own data directory, killed and removed when the test process
@@ -112,7 +110,7 @@ public final class EtcdMembers: Sendable {
         let log = "\(self.directory)/\(member.name).log"
         process.arguments = [
             "-c",
-            "\(command) >>'\(log)' 2>&1 & pid=$!; echo $pid; read why; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; "
+            "\(command) >>'\(log)' 2>&1 & pid=$!; echo $pid; read why; kill -9 $pid 2>/dev/null; "
                 + "[ \"$why\" = ended ] || rm -rf '\(self.directory)'",
         ]
         let stdin = Pipe()
@@ -178,15 +176,13 @@ public final class EtcdMembers: Sendable {
         }
     }
 
+    /// Whether `member` answers a status request. (Not through URLSession: on Linux its
+    /// libcurl timers on the dispatch manager thread crashed a test process.)
     static func healthy(_ member: Member) async -> Bool {
-        await withCheckedContinuation { continuation in
-            var request = URLRequest(url: URL(string: member.clientURL + "/health")!)
-            request.timeoutInterval = 2
-            URLSession.shared.dataTask(with: request) { data, response, _ in
-                let ok = (response as? HTTPURLResponse)?.statusCode == 200 && String(decoding: data ?? Data(), as: UTF8.self).contains("true")
-                continuation.resume(returning: ok)
-            }.resume()
-        }
+        let client = EtcdClient(EtcdConfiguration(endpoints: [member.clientURL], requestTimeout: .seconds(2)))
+        let answered = (try? await client.status()) != nil
+        try? await client.shutdown()
+        return answered
     }
 }
 

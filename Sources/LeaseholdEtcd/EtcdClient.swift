@@ -186,7 +186,12 @@ public final class EtcdClient: Sendable {
     // MARK: - Watches
 
     /// Every change to `key` (or the keys from `key` up to `end`) from `revision` on, in
-    /// revision order, until the stream is cancelled or fails.
+    /// revision order, until the stream is cancelled or fails. The first update says the
+    /// watch was created (``EtcdWatchUpdate/created``, no events).
+    ///
+    /// Changes between `revision` and the creation (history) are delivered too, but etcd
+    /// 3.4 was seen delivering them only at the next write after the creation: a caller that
+    /// waits for one change re-reads once the watch is created.
     /// - Throws (from the stream): an ``EtcdError``; ``EtcdError/isCompacted`` when
     ///   `revision` is older than etcd keeps; `uncertain` when the connection is lost.
     public func watch(_ key: String, end: String? = nil, from revision: Int64) -> AsyncThrowingStream<EtcdWatchUpdate, any Error> {
@@ -257,7 +262,7 @@ public final class EtcdClient: Sendable {
                         let events = (result.events ?? []).map { event in
                             EtcdEvent(kind: event.type == "DELETE" ? .delete : .put, kv: EtcdKeyValue(event.kv ?? KeyValueJSON()))
                         }
-                        continuation.yield(EtcdWatchUpdate(events: events, revision: result.header?.revision?.value ?? 0))
+                        continuation.yield(EtcdWatchUpdate(events: events, revision: result.header?.revision?.value ?? 0, created: result.created == true))
                     }
                 }
             } catch let error as EtcdError {

@@ -123,6 +123,8 @@ public struct EtcdEvent: Sendable {
 public struct EtcdWatchUpdate: Sendable {
     public var events: [EtcdEvent]
     public var revision: Int64
+    /// The first message: the watch exists from now on (no events).
+    public var created: Bool
 }
 
 /// The key just after every key that starts with `prefix`: the end of a prefix range.

@@ -94,6 +94,8 @@ public final class Journal: Sendable {
         var lastDurable: UInt64 = 0
         var waiters: [(sequence: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
         var stopping = false
+        /// ``abandon()`` was called: nothing more is sent or released.
+        var abandoned = false
         var failure: JournalFailure?
         /// After a failure: the first sequence that will never be durable.
         var neverDurableFrom = UInt64.max
@@ -162,7 +164,7 @@ public final class Journal: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let known = self.state.withLock { state -> Bool? in
                 if state.lastDurable >= sequence { return true }
-                if sequence >= state.neverDurableFrom { return false }
+                if sequence >= state.neverDurableFrom || state.abandoned { return false }
                 state.waiters.append((sequence, continuation))
                 return nil
             }
@@ -188,6 +190,25 @@ public final class Journal: Sendable {
 
     public var statistics: Statistics { self.state.withLock { $0.statistics } }
 
+    /// Stops at once, whatever is queued or outstanding: nothing more is sent or released,
+    /// and every waiter learns that its change set will not be durable here. For a node
+    /// that stops leading (cluster mode): what it sent may still become durable in the
+    /// log, and the next leader applies it, but no reply of this journal leaves. Outcomes
+    /// that arrive later are ignored. The sink stays open.
+    public func abandon() {
+        let waiters = self.state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            state.abandoned = true
+            state.neverDurableFrom = Swift.min(state.neverDurableFrom, state.lastDurable + 1)
+            defer { state.waiters.removeAll() }
+            return state.waiters.map(\.continuation)
+        }
+        for waiter in waiters { waiter.resume(returning: false) }
+        self.wakeUp.signal()
+        self.stopped.wait()
+        // A second `close` or `abandon` finds the thread gone.
+        self.stopped.signal()
+    }
+
     /// Makes what is queued durable, then stops the writer thread. After a failure it
     /// stops once the batches before the failing one have their outcomes (at once when
     /// deposed). The sink stays open.
@@ -195,6 +216,8 @@ public final class Journal: Sendable {
         self.state.withLock { $0.stopping = true }
         self.wakeUp.signal()
         self.stopped.wait()
+        // A later `close` or `abandon` finds the thread gone.
+        self.stopped.signal()
     }
 
     // MARK: - Writer
@@ -246,6 +269,7 @@ public final class Journal: Sendable {
     /// A sink's outcome for the batch at `position`.
     private func completed(_ position: LogPosition, _ outcome: BatchOutcome) {
         self.state.withLock { state in
+            guard !state.abandoned else { return }
             guard let index = state.inFlight.firstIndex(where: { $0.batch?.position == position && $0.sent && $0.outcome == nil }) else {
                 preconditionFailure("journal sink answered batch \(position) twice or unasked")
             }
@@ -257,6 +281,10 @@ public final class Journal: Sendable {
     /// Decides, under the lock, what to release, resend and send next.
     private func nextWork(_ state: inout State) -> Work {
         var work = Work()
+        if state.abandoned {
+            work.exit = true
+            return work
+        }
         // A failed or deposed batch anywhere stops everything from it on.
         if state.failure == nil, let failing = state.inFlight.first(where: { $0.outcome.map { !$0.isDurable && !$0.isRetryable } ?? false }) {
             let failure = JournalFailure(position: failing.batch!.position, outcome: failing.outcome!)

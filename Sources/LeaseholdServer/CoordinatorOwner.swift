@@ -81,8 +81,16 @@ final class CoordinatorOwner: Sendable {
     let metrics: ServerMetrics?
     /// Time between ticks while timers are left due (see `tick`).
     let tickPacing: Duration
+    /// Cluster mode: whether this node may release anything right now (it leads and its
+    /// leadership deadline has not passed); checked at every output, replies released by
+    /// the journal, renewals and recall pushes alike. `nil` for a single node.
+    let gate: (@Sendable () -> Bool)?
 
-    init(coordinator: Coordinator, journal: Journal, timerLoop: any EventLoop, metrics: ServerMetrics? = nil, tickPacing: Duration = .milliseconds(10)) {
+    init(
+        coordinator: Coordinator, journal: Journal, timerLoop: any EventLoop, metrics: ServerMetrics? = nil, tickPacing: Duration = .milliseconds(10),
+        gate: (@Sendable () -> Bool)? = nil
+    ) {
+        self.gate = gate
         self.tickPacing = tickPacing
         self.state = Mutex(State(coordinator: coordinator))
         self.journal = journal
@@ -119,15 +127,25 @@ final class CoordinatorOwner: Sendable {
             return
         }
         self.journal.enqueue(step.changes) {
-            for (connection, message) in releases { connection.send(message) }
+            for (connection, message) in releases { self.deliver(message, to: connection) }
         }
+    }
+
+    /// Sends `message` if this node may release anything now; a leader past its deadline
+    /// closes the connection instead (the client goes to the leader).
+    func deliver(_ message: ServerMessage, to connection: Connection) {
+        if let gate = self.gate, !gate() {
+            connection.close(.notLeader, "this node's leadership lease ran out; it answers nothing more: connect to the leader")
+            return
+        }
+        connection.send(message)
     }
 
     func run(_ actions: [Action]) {
         for action in actions {
             switch action {
             case .send(let connection, let message):
-                connection.send(message)
+                self.deliver(message, to: connection)
             case .close(let connection, let reason, let message):
                 connection.close(reason, message)
             case .scheduleTick(let deadline, let token):
@@ -418,6 +436,15 @@ final class CoordinatorOwner: Sendable {
             state.waiters.removeAll()
         }
         await self.journal.commit(ChangeSet())
+    }
+
+    /// Stops for good without committing anything (cluster mode, when this node stops
+    /// leading): no step runs and no tick fires any more. The journal is abandoned first.
+    func abandon() {
+        self.state.withLock { state in
+            state.shuttingDown = true
+            state.scheduledTick = nil
+        }
     }
 
     // MARK: - Admin figures

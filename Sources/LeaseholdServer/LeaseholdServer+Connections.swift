@@ -62,7 +62,7 @@ extension LeaseholdServer {
                 self.connections.withLock { $0[ObjectIdentifier(connection)] = connection }
                 defer {
                     self.connections.withLock { $0[ObjectIdentifier(connection)] = nil }
-                    self.owner.connectionClosed(connection)
+                    self.owner?.connectionClosed(connection)
                 }
 
                 await withTaskGroup(of: Void.self) { group in
@@ -131,12 +131,16 @@ extension LeaseholdServer {
             return false
         }
         connection.logger.debug("hello", metadata: ["client.name": "\(hello.clientName)", "client.protocol": "\(hello.protocolMajor).\(hello.protocolMinor)"])
+        let (role, leader, term) = self.announcedRole
         let reply = ServerHello(
-            epoch: self.owner.epoch,
+            epoch: self.epoch,
             limits: self.limits,
             identity: connection.caller.identity,
             isAdmin: connection.caller.isAdmin,
-            isTarget: connection.caller.isTarget
+            isTarget: connection.caller.isTarget,
+            role: role,
+            leaderEndpoint: leader,
+            term: term
         )
         var response = WireResponse()
         response.helloOk = reply.wire
@@ -193,15 +197,27 @@ extension LeaseholdServer {
             if error.code == .protocolError { connection.close(.protocolError, error.message) }
             return
         }
+        if case .hello = body.command {
+            connection.reply(envelope.id, .failure(.invalidArgument("Hello was already sent on this connection")))
+            return
+        }
+        guard let serving = self.serving else {
+            connection.reply(envelope.id, .failure(self.notLeader))
+            return
+        }
+        if serving.role == .leader, let gate = serving.owner.gate, !gate() {
+            connection.reply(envelope.id, .failure(LeaseholdError(code: .unavailable, message: "this node's leadership lease ran out; it answers nothing until it knows who leads")))
+            return
+        }
         switch body.command {
         case .hello:
-            connection.reply(envelope.id, .failure(.invalidArgument("Hello was already sent on this connection")))
+            preconditionFailure("answered above")
         case .createSnapshot:
             await self.createSnapshot(id: envelope.id, connection)
         case .readSnapshot(let name, let offset, let length):
             self.readSnapshot(id: envelope.id, connection, name: name, offset: offset, length: length)
         default:
-            self.owner.submit(body, id: envelope.id, from: connection)
+            serving.owner.submit(body, id: envelope.id, from: connection)
         }
     }
 }

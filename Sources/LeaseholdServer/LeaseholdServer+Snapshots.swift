@@ -20,14 +20,18 @@ extension LeaseholdServer {
             connection.reply(id, .failure(.permissionDenied("createSnapshot needs the admin role; '\(connection.caller.identity)' does not have it")))
             return
         }
+        guard let serving = self.serving else {
+            connection.reply(id, .failure(self.notLeader))
+            return
+        }
         let serial = self.snapshotCounter.add(1, ordering: .relaxed).newValue
-        let name = "snapshot-\(self.owner.epoch)-\(serial)-\(UInt32.random(in: .min ... .max)).db"
+        let name = "snapshot-\(serving.owner.epoch)-\(serial)-\(UInt32.random(in: .min ... .max)).db"
         let directory = self.snapshotDirectory
         let path = (directory as NSString).appendingPathComponent(name)
         let result: Result<(UInt64, LogPosition), any Error>
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let position = try await self.configuration.sink.snapshot(to: path)
+            let position = try await serving.sink.snapshot(to: path)
             let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber
             result = .success((size?.uint64Value ?? 0, position))
         } catch {

@@ -21,14 +21,37 @@ import Synchronization
 /// shutdown (SIGTERM/SIGINT through a `ServiceGroup`, or ``shutdown()``): it stops
 /// accepting, answers waiting requests with `unavailable`, lets every commit in flight
 /// finish and its replies drain, closes the connections, the journal and the sink.
+///
+/// Cluster mode (docs/cluster.md): a server configured without a sink starts as a
+/// **standby**: it answers `Hello` (role standby, the leader's endpoint) and `notLeader`
+/// to everything else. ``lead(sink:term:gate:onFailure:)`` boots a Coordinator from the
+/// log and serves as the leader, every output checked against the gate (the leadership
+/// deadline); ``standDown(leader:term:reason:)`` abandons the journal and the
+/// Coordinator (memory is dropped; the log is the truth), closes the clients'
+/// connections with `notLeader`, and goes back to standby.
 public final class LeaseholdServer: Service, Sendable {
+    /// What the node does with requests now.
+    enum Mode {
+        /// Serving from a Coordinator: alone, or as its cluster's leader.
+        case serving(Serving)
+        /// A standby: `Hello` and `notLeader` only.
+        case standby(leader: String?, term: UInt64, epoch: UInt64)
+    }
+
+    struct Serving {
+        var owner: CoordinatorOwner
+        var journal: Journal
+        var sink: any JournalSink
+        var role: NodeRole
+        var term: UInt64
+    }
+
     public let configuration: ServerConfiguration
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
-    let journal: Journal
-    let owner: CoordinatorOwner
+    let mode: Mutex<Mode>
+    let metrics: ServerMetrics?
     let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ServerMessage>, Never>
-    let limits: ServerLimits
     let connections = Mutex<[ObjectIdentifier: Connection]>([:])
     /// Every accepted channel until it closes (also those still in the TLS handshake,
     /// before Hello, or not yet picked up by the accept loop), so that a shutdown can
@@ -44,8 +67,8 @@ public final class LeaseholdServer: Service, Sendable {
     public var metricsPort: Int? { self.metricsEndpoint?.localPort }
 
     private init(
-        configuration: ServerConfiguration, logger: Logger, group: MultiThreadedEventLoopGroup, journal: Journal,
-        owner: CoordinatorOwner, serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ServerMessage>, Never>, limits: ServerLimits,
+        configuration: ServerConfiguration, logger: Logger, group: MultiThreadedEventLoopGroup, mode: Mode, metrics: ServerMetrics?,
+        serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ServerMessage>, Never>,
         channels: ChannelRegistry, metricsEndpoint: MetricsEndpoint?
     ) {
         self.channels = channels
@@ -53,10 +76,9 @@ public final class LeaseholdServer: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         self.group = group
-        self.journal = journal
-        self.owner = owner
+        self.mode = Mutex(mode)
+        self.metrics = metrics
         self.serverChannel = serverChannel
-        self.limits = limits
         self.localPort = serverChannel.channel.localAddress?.port ?? configuration.port
     }
 
@@ -86,29 +108,14 @@ public final class LeaseholdServer: Service, Sendable {
             factory.valueHistogramBuckets = ServerMetrics.valueBuckets
             return ServerMetrics(factory: factory)
         }
-        var options = Journal.Options()
-        options.logger = logger
-        if let metrics { options.onCommit = { commit in metrics.record(commit) } }
-        let boot = try await Boot.open(sink: configuration.sink, configuration: configuration.coordinator, at: CoordinatorOwner.now(), options: options)
-        let coordinator = boot.coordinator
-        let journal = boot.journal
-        logger.notice(
-            boot.restored ? "state restored" : "volume created",
-            metadata: [
-                "journal.sink": "\(type(of: configuration.sink))", "journal.position": "\(boot.loadedPosition)", "volume.epoch": "\(coordinator.epoch)",
-                "volume.blockSize": "\(coordinator.geometry.blockSize)", "volume.blockCount": "\(coordinator.geometry.blockCount)",
-            ]
-        )
         let group = MultiThreadedEventLoopGroup(numberOfThreads: Swift.max(1, configuration.eventLoopThreads))
-        let owner = CoordinatorOwner(
-            coordinator: coordinator, journal: journal, timerLoop: group.next(), metrics: metrics, tickPacing: configuration.tickPacing
-        )
-        let limits = ServerLimits(
-            configuration: coordinator.configuration,
-            geometry: coordinator.geometry,
-            maxFrameBytes: configuration.maxFrameBytes,
-            maxInFlightRequests: configuration.maxInFlightPerConnection
-        )
+        let mode: Mode
+        if let sink = configuration.sink {
+            mode = .serving(try await Self.boot(sink: sink, role: .single, term: 0, configuration: configuration, group: group, metrics: metrics, logger: logger))
+        } else {
+            mode = .standby(leader: nil, term: 0, epoch: 0)
+            logger.notice("starting as a standby")
+        }
         let maxFrame = configuration.maxFrameBytes
         let channels = ChannelRegistry()
         let serverChannel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ServerMessage>, Never>
@@ -133,16 +140,18 @@ public final class LeaseholdServer: Service, Sendable {
                 }
         } catch {
             metricsEndpoint?.close()
-            journal.close()
-            try? configuration.sink.close()
+            if case .serving(let serving) = mode {
+                serving.journal.close()
+                try? serving.sink.close()
+            }
             try? await group.shutdownGracefully()
             throw error
         }
         let server = LeaseholdServer(
-            configuration: configuration, logger: logger, group: group, journal: journal, owner: owner,
-            serverChannel: serverChannel, limits: limits, channels: channels, metricsEndpoint: metricsEndpoint
+            configuration: configuration, logger: logger, group: group, mode: mode, metrics: metrics,
+            serverChannel: serverChannel, channels: channels, metricsEndpoint: metricsEndpoint
         )
-        owner.start()
+        if case .serving(let serving) = mode { serving.owner.start() }
         logger.notice("listening", metadata: ["server.host": "\(configuration.host)", "server.port": "\(server.localPort)"])
         if let metricsEndpoint, let listener = configuration.metrics {
             logger.notice(
@@ -151,6 +160,33 @@ public final class LeaseholdServer: Service, Sendable {
             )
         }
         return server
+    }
+
+    /// Boots a Coordinator from `sink` (restoring as a new start: a new epoch, every
+    /// deadline restarted in full) and makes its owner, not yet started.
+    static func boot(
+        sink: any JournalSink, role: NodeRole, term: UInt64, configuration: ServerConfiguration, group: MultiThreadedEventLoopGroup,
+        metrics: ServerMetrics?, logger: Logger, gate: (@Sendable () -> Bool)? = nil, onFailure: (@Sendable (JournalFailure) -> Void)? = nil
+    ) async throws -> Serving {
+        var options = Journal.Options()
+        options.logger = logger
+        options.term = term
+        options.onFailure = onFailure
+        if let metrics { options.onCommit = { commit in metrics.record(commit) } }
+        let boot = try await Boot.open(sink: sink, configuration: configuration.coordinator, at: CoordinatorOwner.now(), options: options)
+        let coordinator = boot.coordinator
+        logger.notice(
+            boot.restored ? "state restored" : "volume created",
+            metadata: [
+                "journal.sink": "\(type(of: sink))", "journal.position": "\(boot.loadedPosition)", "volume.epoch": "\(coordinator.epoch)",
+                "volume.blockSize": "\(coordinator.geometry.blockSize)", "volume.blockCount": "\(coordinator.geometry.blockCount)",
+                "node.role": "\(role)", "node.term": "\(term)",
+            ]
+        )
+        let owner = CoordinatorOwner(
+            coordinator: coordinator, journal: boot.journal, timerLoop: group.next(), metrics: metrics, tickPacing: configuration.tickPacing, gate: gate
+        )
+        return Serving(owner: owner, journal: boot.journal, sink: sink, role: role, term: term)
     }
 
     static func makeSSLContext(_ paths: ServerConfiguration.TLSPaths) throws -> NIOSSLContext {
@@ -171,7 +207,7 @@ public final class LeaseholdServer: Service, Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 if let endpoint = self.metricsEndpoint {
                     group.addTask {
-                        await endpoint.run { self.owner.sampleMetrics(connections: self.connections.withLock { $0.count }) }
+                        await endpoint.run { self.owner?.sampleMetrics(connections: self.connections.withLock { $0.count }) }
                     }
                 }
                 try await self.serverChannel.executeThenClose { inbound in
@@ -182,7 +218,7 @@ public final class LeaseholdServer: Service, Sendable {
                 // No longer accepting: answer what waits, let commits finish, close.
                 self.logger.notice("shutting down: answering in-flight requests")
                 self.metricsEndpoint?.close()
-                await self.owner.shutDown()
+                await self.owner?.shutDown()
                 let open = self.connections.withLock { Array($0.values) }
                 for connection in open { connection.close(.shuttingDown, "the server is shutting down") }
                 // Channels without a connection (handshake, no Hello yet) close now; a
@@ -200,8 +236,10 @@ public final class LeaseholdServer: Service, Sendable {
         } onGracefulShutdown: {
             self.shutdown()
         }
-        self.journal.close()
-        try self.configuration.sink.close()
+        if let serving = self.serving {
+            serving.journal.close()
+            try serving.sink.close()
+        }
         try await self.group.shutdownGracefully()
         self.logger.notice("stopped")
     }
@@ -212,8 +250,41 @@ public final class LeaseholdServer: Service, Sendable {
         self.serverChannel.channel.close(promise: nil)
     }
 
-    /// The current epoch (incremented at every start).
-    public var epoch: UInt64 { self.owner.epoch }
+    /// The current epoch (incremented at every start and every takeover); a standby's is
+    /// the last it knew.
+    public var epoch: UInt64 {
+        switch self.mode.withLock({ $0 }) {
+        case .serving(let serving): serving.owner.epoch
+        case .standby(_, _, let epoch): epoch
+        }
+    }
+
+    /// The limits `Hello` states: the served volume's, or the configured ones on a standby.
+    var limits: ServerLimits {
+        let (configuration, geometry) =
+            self.owner?.state.withLock { ($0.coordinator.configuration, $0.coordinator.geometry) }
+            ?? (self.configuration.coordinator, self.configuration.coordinator.geometry)
+        return ServerLimits(
+            configuration: configuration, geometry: geometry, maxFrameBytes: self.configuration.maxFrameBytes,
+            maxInFlightRequests: self.configuration.maxInFlightPerConnection
+        )
+    }
+
+    var serving: Serving? {
+        if case .serving(let serving) = self.mode.withLock({ $0 }) { return serving }
+        return nil
+    }
+
+    /// The owner of the Coordinator, while this node serves.
+    var owner: CoordinatorOwner? { self.serving?.owner }
+
+    /// What this node is now: alone, leader or standby.
+    public var role: NodeRole {
+        switch self.mode.withLock({ $0 }) {
+        case .serving(let serving): serving.role
+        case .standby: .standby
+        }
+    }
 }
 
 /// The open child channels of a server.

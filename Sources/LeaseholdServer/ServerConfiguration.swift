@@ -9,9 +9,10 @@ import NIOCore
 /// and a config file (docs/configuration.md); tests build it directly.
 public struct ServerConfiguration: Sendable {
     /// Where the journal makes the Coordinator's state durable: the SQLite file of the data
-    /// directory (`leaseholdd` opens it), a replicated log, or memory in tests. The server
-    /// loads its state from it at start and closes it when it stops.
-    public var sink: any JournalSink
+    /// directory (`leaseholdd` opens it), or memory in tests. The server loads its state
+    /// from it at start and closes it when it stops. `nil`: a cluster node, which starts
+    /// as a standby and gets its sink (the etcd log) when it wins leadership.
+    public var sink: (any JournalSink)?
     /// The data directory: auto-TLS certificates and snapshots (and, for `leaseholdd`, the
     /// database).
     public var dataDirectory: String = "./leasehold-data"
@@ -45,7 +46,7 @@ public struct ServerConfiguration: Sendable {
     /// default, serves none and records none.
     public var metrics: MetricsListener?
 
-    public init(sink: any JournalSink) {
+    public init(sink: (any JournalSink)?) {
         self.sink = sink
     }
 

@@ -2,6 +2,9 @@ import ArgumentParser
 import Foundation
 import LeaseholdCertificates
 import LeaseholdCore
+import LeaseholdCluster
+import LeaseholdEtcd
+import LeaseholdNode
 import LeaseholdServer
 import LeaseholdStore
 import Logging
@@ -51,6 +54,17 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
     @Option(help: "Serve Prometheus metrics over plain HTTP at host:port/metrics (default: off), e.g. 127.0.0.1:9420.")
     var metrics: String?
+    @Option(help: "Cluster mode: etcd client URLs, comma-separated (http://127.0.0.1:2379,...). Without it the node serves alone.")
+    var etcdEndpoints: String?
+    @Option(help: "CA that signs the etcd members' certificates (PEM); with --etcd-cert and --etcd-key: mutual TLS to etcd.")
+    var etcdCa: String?
+    @Option(help: "This node's client certificate for etcd (PEM).") var etcdCert: String?
+    @Option(help: "This node's client key for etcd (PEM).") var etcdKey: String?
+    @Option(help: "Cluster mode: the cluster's name; its keys live under /leasehold/NAME/ (default leasehold).") var cluster: String?
+    @Option(help: "Cluster mode: this node's unique name (default: the host name).") var node: String?
+    @Option(help: "Cluster mode: host:port clients are told to connect to when this node leads (default: --listen).") var advertise: String?
+    @Option(help: "Cluster mode: TTL of the node's etcd lease, the leadership lease (default 5s; etcd may grant more).")
+    var leaderTtl: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -92,7 +106,20 @@ struct Serve: AsyncParsableCommand {
         // The embedded default: the data directory's SQLite file is the journal's sink.
         let dataDirectory = value(self.dataDir, "data-dir") ?? "./leasehold-data"
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        let store = try Store(path: (dataDirectory as NSString).appendingPathComponent("leasehold.db"))
+        let etcdEndpoints = value(self.etcdEndpoints, "etcd-endpoints").map {
+            $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        // A data directory a cluster node used belongs to that cluster: alone, it would
+        // serve a stale copy of the volume.
+        let clusterMark = (dataDirectory as NSString).appendingPathComponent("cluster")
+        if etcdEndpoints == nil, let owner = try? String(contentsOfFile: clusterMark, encoding: .utf8) {
+            throw ValidationError(
+                "\(dataDirectory) belongs to cluster '\(owner.trimmingCharacters(in: .whitespacesAndNewlines))': start it with --etcd-endpoints, or use another data directory to serve alone"
+            )
+        }
+        // The embedded default: the data directory's SQLite file is the journal's sink. In
+        // cluster mode the etcd log is.
+        let store = etcdEndpoints == nil ? try Store(path: (dataDirectory as NSString).appendingPathComponent("leasehold.db")) : nil
         var configuration = ServerConfiguration(sink: store)
         configuration.dataDirectory = dataDirectory
         if let listen = try address(self.listen, "listen") {
@@ -143,6 +170,37 @@ struct Serve: AsyncParsableCommand {
         if let timeout = try duration(self.helloTimeout, "hello-timeout") {
             guard timeout > .zero else { throw ValidationError("hello-timeout must be above 0") }
             configuration.helloTimeout = timeout
+        }
+
+        if let endpoints = etcdEndpoints {
+            guard !endpoints.isEmpty else { throw ValidationError("etcd-endpoints: give at least one URL") }
+            for endpoint in endpoints where !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+                throw ValidationError("etcd-endpoints: '\(endpoint)' is not an http:// or https:// URL")
+            }
+            var etcd = EtcdConfiguration(endpoints: endpoints)
+            switch (value(self.etcdCa, "etcd-ca"), value(self.etcdCert, "etcd-cert"), value(self.etcdKey, "etcd-key")) {
+            case (nil, nil, nil):
+                break
+            case (let ca?, let cert?, let key?):
+                etcd.tls = try EtcdConfiguration.mutualTLS(ca: ca, certificate: cert, key: key)
+            default:
+                throw ValidationError("etcd-ca, etcd-cert and etcd-key go together: give all three, or none for plain HTTP")
+            }
+            let cluster = value(self.cluster, "cluster") ?? "leasehold"
+            guard ClusterKeys.isValidName(cluster) else { throw ValidationError("cluster: '\(cluster)' is not a name of letters, digits, '-', '_' and '.'") }
+            let node = value(self.node, "node") ?? ProcessInfo.processInfo.hostName
+            let advertise = value(self.advertise, "advertise") ?? "\(configuration.host):\(configuration.port)"
+            guard HostPort(text: advertise) != nil else { throw ValidationError("advertise: '\(advertise)' is not host:port") }
+            let ttl = try duration(self.leaderTtl, "leader-ttl") ?? .seconds(5)
+            guard ttl >= .seconds(1) else { throw ValidationError("leader-ttl must be at least 1s") }
+            try cluster.write(toFile: clusterMark, atomically: true, encoding: .utf8)
+            let clusterNode = try await ClusterNode.start(
+                configuration: ClusterNode.Configuration(etcd: etcd, cluster: cluster, node: node, advertise: advertise, leaderTTL: ttl),
+                server: configuration, logger: logger
+            )
+            let group = ServiceGroup(services: [clusterNode], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            try await group.run()
+            return
         }
 
         let server = try await LeaseholdServer.start(configuration: configuration, logger: logger)

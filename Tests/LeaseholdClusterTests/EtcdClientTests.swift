@@ -66,3 +66,28 @@ struct EtcdClientTests {
         }
     }
 }
+
+@Suite("etcd watches", .enabled(if: EtcdMembers.isInstalled || requireEtcd()))
+struct EtcdWatchTests {
+    @Test("a watch delivers puts and deletes as they happen, in revision order, from the revision asked for")
+    func watch() async throws {
+        let members = try await EtcdMembers.shared()
+        let client = EtcdTestCluster.client(members)
+        let prefix = "/leasehold-test/\(EtcdTestCluster.freshName())/"
+        let before = try await client.put(prefix + "old", [0])
+        var updates = client.watch(prefix, end: etcdPrefixEnd(prefix), from: before).makeAsyncIterator()
+        var history: [EtcdEvent] = []
+        while history.isEmpty, let update = try await updates.next() { history += update.events }
+        #expect(history.map(\.kv.key) == [prefix + "old"], "history from the revision asked for")
+        let started = ContinuousClock.now
+        try await client.put(prefix + "a", [1])
+        var seen: [EtcdEvent] = []
+        while seen.isEmpty, let update = try await updates.next() { seen += update.events }
+        #expect(seen.first?.kv.key == prefix + "a" && seen.first?.kind == .put)
+        try await client.delete(prefix + "a")
+        seen = []
+        while seen.isEmpty, let update = try await updates.next() { seen += update.events }
+        #expect(seen.first?.kind == .delete)
+        try await client.delete(prefix, end: etcdPrefixEnd(prefix))
+    }
+}

@@ -192,7 +192,7 @@ struct MappingTests {
             code: code, message: "message of \(code.name)",
             details: .init(
                 busyBlocks: 3, freeBlocks: 4, pins: [7], firstHoleOffset: 8_192, currentGeneration: 9, revokedLayouts: [1], evictedSessions: [2],
-                limit: "pinsPerIdentity", fenceRevision: 4
+                limit: "pinsPerIdentity", fenceRevision: 4, leaderEndpoint: "10.0.0.7:7420"
             )
         )
     } + [.invalidArgument("no details")]
@@ -258,6 +258,10 @@ struct MappingTests {
         let limits = ServerLimits(configuration: configuration, geometry: .default, maxFrameBytes: 1 << 22, maxInFlightRequests: 512)
         let hello = ServerHello(epoch: 7, limits: limits, identity: "admin", isAdmin: true, isTarget: false)
         #expect(ServerHello(wire: try Leasehold_V1_HelloOk(serializedBytes: try hello.wire.serializedBytes() as [UInt8])) == hello)
+        for (role, leader, term) in [(NodeRole.single, nil, 0), (.leader, nil, 41), (.standby, "10.0.0.7:7420", 41), (.standby, nil, 0)] as [(NodeRole, String?, UInt64)] {
+            let clustered = ServerHello(epoch: 9, limits: limits, identity: "n", isAdmin: false, isTarget: false, role: role, leaderEndpoint: leader, term: term)
+            #expect(ServerHello(wire: try Leasehold_V1_HelloOk(serializedBytes: try clustered.wire.serializedBytes() as [UInt8])) == clustered)
+        }
     }
 
     // MARK: Malformed input

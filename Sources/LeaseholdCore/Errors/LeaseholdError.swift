@@ -39,14 +39,16 @@ public struct LeaseholdError: Error, Hashable, Sendable, Codable, CustomStringCo
         public static let resourceExhausted = Code(rawValue: 14)
         /// The peer broke the wire protocol.
         public static let protocolError = Code(rawValue: 15)
-        /// The server is shutting down.
+        /// The server is shutting down, or (cluster mode) cannot reach etcd or is fenced.
         public static let unavailable = Code(rawValue: 16)
+        /// Cluster mode: this node is a standby; the details name the leader's endpoint.
+        public static let notLeader = Code(rawValue: 17)
 
         /// Every code, in numeric order.
         public static let all: [Code] = [
             .invalidArgument, .notFound, .staleGeneration, .notMapped, .noSpace, .busy, .timedOut,
             .rangeBreaking, .tryLater, .recallConflict, .sessionExpired, .fenced, .permissionDenied,
-            .resourceExhausted, .protocolError, .unavailable,
+            .resourceExhausted, .protocolError, .unavailable, .notLeader,
         ]
 
         /// The name used in logs, JSON output and documentation.
@@ -68,6 +70,7 @@ public struct LeaseholdError: Error, Hashable, Sendable, Codable, CustomStringCo
             case .resourceExhausted: "resourceExhausted"
             case .protocolError: "protocolError"
             case .unavailable: "unavailable"
+            case .notLeader: "notLeader"
             default: "code\(self.rawValue)"
             }
         }
@@ -100,6 +103,8 @@ public struct LeaseholdError: Error, Hashable, Sendable, Codable, CustomStringCo
         public var limit: String?
         /// `sessionExpired`/`fenced`: the fence revision that fenced the session's tokens.
         public var fenceRevision: FenceRevision?
+        /// `notLeader`: where the leader serves (its advertised endpoint), when one leads.
+        public var leaderEndpoint: String?
 
         public init(
             busyBlocks: UInt64? = nil,
@@ -110,7 +115,8 @@ public struct LeaseholdError: Error, Hashable, Sendable, Codable, CustomStringCo
             revokedLayouts: [LayoutID] = [],
             evictedSessions: [SessionID] = [],
             limit: String? = nil,
-            fenceRevision: FenceRevision? = nil
+            fenceRevision: FenceRevision? = nil,
+            leaderEndpoint: String? = nil
         ) {
             self.busyBlocks = busyBlocks
             self.freeBlocks = freeBlocks
@@ -121,6 +127,7 @@ public struct LeaseholdError: Error, Hashable, Sendable, Codable, CustomStringCo
             self.evictedSessions = evictedSessions
             self.limit = limit
             self.fenceRevision = fenceRevision
+            self.leaderEndpoint = leaderEndpoint
         }
     }
 
@@ -213,5 +220,12 @@ extension LeaseholdError {
 
     public static func resourceExhausted(limit: String, message: String) -> LeaseholdError {
         LeaseholdError(code: .resourceExhausted, message: message, details: Details(limit: limit))
+    }
+
+    /// Cluster mode: this node is a standby; `leader` is where the leader serves, `nil`
+    /// while none leads.
+    public static func notLeader(leader: String?) -> LeaseholdError {
+        let message = leader.map { "this node is a standby; the leader serves at \($0)" } ?? "this node is a standby and no node leads now; retry"
+        return LeaseholdError(code: .notLeader, message: message, details: Details(leaderEndpoint: leader))
     }
 }

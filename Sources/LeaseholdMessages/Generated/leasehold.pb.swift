@@ -273,7 +273,12 @@ public nonisolated enum Leasehold_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
   case protocolError // = 15
 
   /// The server is shutting down; retry the same request elsewhere or after the restart.
+  /// In cluster mode also: the node cannot reach etcd's quorum, or its leadership lease
+  /// ran out (it is fenced).
   case unavailable // = 16
+
+  /// Cluster mode: this node is a standby (details: leader_endpoint, when one leads).
+  case notLeader // = 17
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -299,6 +304,7 @@ public nonisolated enum Leasehold_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     case 14: self = .resourceExhausted
     case 15: self = .protocolError
     case 16: self = .unavailable
+    case 17: self = .notLeader
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -322,6 +328,7 @@ public nonisolated enum Leasehold_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     case .resourceExhausted: return 14
     case .protocolError: return 15
     case .unavailable: return 16
+    case .notLeader: return 17
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -345,6 +352,49 @@ public nonisolated enum Leasehold_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     .resourceExhausted,
     .protocolError,
     .unavailable,
+    .notLeader,
+  ]
+
+}
+
+public nonisolated enum Leasehold_V1_NodeRole: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case single // = 1
+  case leader // = 2
+  case standby // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .single
+    case 2: self = .leader
+    case 3: self = .standby
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .single: return 1
+    case .leader: return 2
+    case .standby: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Leasehold_V1_NodeRole] = [
+    .unspecified,
+    .single,
+    .leader,
+    .standby,
   ]
 
 }
@@ -743,6 +793,16 @@ public nonisolated struct Leasehold_V1_ErrorDetails: Sendable {
   /// Clears the value of `fenceRevision`. Subsequent reads from it will return its default value.
   public mutating func clearFenceRevision() {self._fenceRevision = nil}
 
+  /// notLeader: the leader's endpoint (host:port, as it advertises itself).
+  public var leaderEndpoint: String {
+    get {_leaderEndpoint ?? String()}
+    set {_leaderEndpoint = newValue}
+  }
+  /// Returns true if `leaderEndpoint` has been explicitly set.
+  public var hasLeaderEndpoint: Bool {self._leaderEndpoint != nil}
+  /// Clears the value of `leaderEndpoint`. Subsequent reads from it will return its default value.
+  public mutating func clearLeaderEndpoint() {self._leaderEndpoint = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -753,6 +813,7 @@ public nonisolated struct Leasehold_V1_ErrorDetails: Sendable {
   fileprivate var _currentGeneration: UInt64? = nil
   fileprivate var _limit: String? = nil
   fileprivate var _fenceRevision: UInt64? = nil
+  fileprivate var _leaderEndpoint: String? = nil
 }
 
 /// A request. Commands marked "mutation" need `tag`; commands marked "in a session" need
@@ -2432,6 +2493,26 @@ public nonisolated struct Leasehold_V1_HelloOk: @unchecked Sendable {
     set {_uniqueStorage()._target = newValue}
   }
 
+  /// What this node is: alone (no cluster), the leader of its cluster, or a standby that
+  /// answers only Hello and admin reads.
+  public var role: Leasehold_V1_NodeRole {
+    get {_storage._role}
+    set {_uniqueStorage()._role = newValue}
+  }
+
+  /// A standby: the leader's endpoint, when one leads (what clients should connect to).
+  public var leaderEndpoint: String {
+    get {_storage._leaderEndpoint}
+    set {_uniqueStorage()._leaderEndpoint = newValue}
+  }
+
+  /// Cluster mode: the term of the leader this node knows (the create revision of its
+  /// leader key in etcd); terms only grow. 0 for a single node.
+  public var term: UInt64 {
+    get {_storage._term}
+    set {_uniqueStorage()._term = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -3804,6 +3885,10 @@ public nonisolated struct Leasehold_V1_Closing: Sendable {
 
     /// The connection did not read its frames fast enough.
     case slowConsumer // = 4
+
+    /// Cluster mode: this node stopped leading (deposed, fenced, or handing over); connect
+    /// to the leader (the message names it when known).
+    case notLeader // = 5
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -3817,6 +3902,7 @@ public nonisolated struct Leasehold_V1_Closing: Sendable {
       case 2: self = .shuttingDown
       case 3: self = .protocolError
       case 4: self = .slowConsumer
+      case 5: self = .notLeader
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -3828,6 +3914,7 @@ public nonisolated struct Leasehold_V1_Closing: Sendable {
       case .shuttingDown: return 2
       case .protocolError: return 3
       case .slowConsumer: return 4
+      case .notLeader: return 5
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -3839,6 +3926,7 @@ public nonisolated struct Leasehold_V1_Closing: Sendable {
       .shuttingDown,
       .protocolError,
       .slowConsumer,
+      .notLeader,
     ]
 
   }
@@ -4493,7 +4581,11 @@ nonisolated extension Leasehold_V1_EvictionReason: SwiftProtobuf._ProtoNameProvi
 }
 
 nonisolated extension Leasehold_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}INVALID_ARGUMENT\0\u{1}NOT_FOUND\0\u{1}STALE_GENERATION\0\u{1}NOT_MAPPED\0\u{1}NO_SPACE\0\u{1}BUSY\0\u{1}TIMED_OUT\0\u{1}RANGE_BREAKING\0\u{1}TRY_LATER\0\u{1}RECALL_CONFLICT\0\u{1}SESSION_EXPIRED\0\u{1}FENCED\0\u{1}PERMISSION_DENIED\0\u{1}RESOURCE_EXHAUSTED\0\u{1}PROTOCOL_ERROR\0\u{1}UNAVAILABLE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}INVALID_ARGUMENT\0\u{1}NOT_FOUND\0\u{1}STALE_GENERATION\0\u{1}NOT_MAPPED\0\u{1}NO_SPACE\0\u{1}BUSY\0\u{1}TIMED_OUT\0\u{1}RANGE_BREAKING\0\u{1}TRY_LATER\0\u{1}RECALL_CONFLICT\0\u{1}SESSION_EXPIRED\0\u{1}FENCED\0\u{1}PERMISSION_DENIED\0\u{1}RESOURCE_EXHAUSTED\0\u{1}PROTOCOL_ERROR\0\u{1}UNAVAILABLE\0\u{1}NOT_LEADER\0")
+}
+
+nonisolated extension Leasehold_V1_NodeRole: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0NODE_ROLE_UNSPECIFIED\0\u{1}NODE_ROLE_SINGLE\0\u{1}NODE_ROLE_LEADER\0\u{1}NODE_ROLE_STANDBY\0")
 }
 
 nonisolated extension Leasehold_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -5126,7 +5218,7 @@ nonisolated extension Leasehold_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Leasehold_V1_ErrorDetails: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ErrorDetails"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}busy_blocks\0\u{3}free_blocks\0\u{1}pins\0\u{3}first_hole_offset\0\u{3}current_generation\0\u{3}revoked_layouts\0\u{3}evicted_sessions\0\u{1}limit\0\u{3}fence_revision\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}busy_blocks\0\u{3}free_blocks\0\u{1}pins\0\u{3}first_hole_offset\0\u{3}current_generation\0\u{3}revoked_layouts\0\u{3}evicted_sessions\0\u{1}limit\0\u{3}fence_revision\0\u{3}leader_endpoint\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5143,6 +5235,7 @@ nonisolated extension Leasehold_V1_ErrorDetails: SwiftProtobuf.Message, SwiftPro
       case 7: try { try decoder.decodeRepeatedUInt64Field(value: &self.evictedSessions) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self._limit) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self._fenceRevision) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self._leaderEndpoint) }()
       default: break
       }
     }
@@ -5180,6 +5273,9 @@ nonisolated extension Leasehold_V1_ErrorDetails: SwiftProtobuf.Message, SwiftPro
     try { if let v = self._fenceRevision {
       try visitor.visitSingularUInt64Field(value: v, fieldNumber: 9)
     } }()
+    try { if let v = self._leaderEndpoint {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 10)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5193,6 +5289,7 @@ nonisolated extension Leasehold_V1_ErrorDetails: SwiftProtobuf.Message, SwiftPro
     if lhs.evictedSessions != rhs.evictedSessions {return false}
     if lhs._limit != rhs._limit {return false}
     if lhs._fenceRevision != rhs._fenceRevision {return false}
+    if lhs._leaderEndpoint != rhs._leaderEndpoint {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -8040,7 +8137,7 @@ nonisolated extension Leasehold_V1_Limits: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Leasehold_V1_HelloOk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HelloOk"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_major\0\u{3}protocol_minor\0\u{3}server_version\0\u{1}epoch\0\u{1}limits\0\u{1}identity\0\u{1}admin\0\u{1}target\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_major\0\u{3}protocol_minor\0\u{3}server_version\0\u{1}epoch\0\u{1}limits\0\u{1}identity\0\u{1}admin\0\u{1}target\0\u{1}role\0\u{3}leader_endpoint\0\u{1}term\0")
 
   fileprivate class _StorageClass {
     var _protocolMajor: UInt32 = 0
@@ -8051,6 +8148,9 @@ nonisolated extension Leasehold_V1_HelloOk: SwiftProtobuf.Message, SwiftProtobuf
     var _identity: String = String()
     var _admin: Bool = false
     var _target: Bool = false
+    var _role: Leasehold_V1_NodeRole = .unspecified
+    var _leaderEndpoint: String = String()
+    var _term: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -8069,6 +8169,9 @@ nonisolated extension Leasehold_V1_HelloOk: SwiftProtobuf.Message, SwiftProtobuf
       _identity = source._identity
       _admin = source._admin
       _target = source._target
+      _role = source._role
+      _leaderEndpoint = source._leaderEndpoint
+      _term = source._term
     }
   }
 
@@ -8095,6 +8198,9 @@ nonisolated extension Leasehold_V1_HelloOk: SwiftProtobuf.Message, SwiftProtobuf
         case 6: try { try decoder.decodeSingularStringField(value: &_storage._identity) }()
         case 7: try { try decoder.decodeSingularBoolField(value: &_storage._admin) }()
         case 8: try { try decoder.decodeSingularBoolField(value: &_storage._target) }()
+        case 9: try { try decoder.decodeSingularEnumField(value: &_storage._role) }()
+        case 10: try { try decoder.decodeSingularStringField(value: &_storage._leaderEndpoint) }()
+        case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._term) }()
         default: break
         }
       }
@@ -8131,6 +8237,15 @@ nonisolated extension Leasehold_V1_HelloOk: SwiftProtobuf.Message, SwiftProtobuf
       if _storage._target != false {
         try visitor.visitSingularBoolField(value: _storage._target, fieldNumber: 8)
       }
+      if _storage._role != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._role, fieldNumber: 9)
+      }
+      if !_storage._leaderEndpoint.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._leaderEndpoint, fieldNumber: 10)
+      }
+      if _storage._term != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._term, fieldNumber: 11)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -8148,6 +8263,9 @@ nonisolated extension Leasehold_V1_HelloOk: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._identity != rhs_storage._identity {return false}
         if _storage._admin != rhs_storage._admin {return false}
         if _storage._target != rhs_storage._target {return false}
+        if _storage._role != rhs_storage._role {return false}
+        if _storage._leaderEndpoint != rhs_storage._leaderEndpoint {return false}
+        if _storage._term != rhs_storage._term {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -10761,7 +10879,7 @@ nonisolated extension Leasehold_V1_Closing: SwiftProtobuf.Message, SwiftProtobuf
 }
 
 nonisolated extension Leasehold_V1_Closing.Reason: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_UNSPECIFIED\0\u{1}REASON_SUPERSEDED\0\u{1}REASON_SHUTTING_DOWN\0\u{1}REASON_PROTOCOL_ERROR\0\u{1}REASON_SLOW_CONSUMER\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_UNSPECIFIED\0\u{1}REASON_SUPERSEDED\0\u{1}REASON_SHUTTING_DOWN\0\u{1}REASON_PROTOCOL_ERROR\0\u{1}REASON_SLOW_CONSUMER\0\u{1}REASON_NOT_LEADER\0")
 }
 
 nonisolated extension Leasehold_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

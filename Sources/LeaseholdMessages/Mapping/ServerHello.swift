@@ -77,6 +77,33 @@ public struct ServerLimits: Hashable, Sendable {
 }
 
 /// What the server says in `HelloOk`.
+/// What a node is in its cluster (`HelloOk.role`).
+public enum NodeRole: String, Hashable, Sendable, Codable {
+    /// Serving alone, without a cluster.
+    case single
+    /// The leader of its cluster: it serves everything.
+    case leader
+    /// A standby: it answers `Hello` and admin reads; everything else is `notLeader`.
+    case standby
+
+    public var wire: Leasehold_V1_NodeRole {
+        switch self {
+        case .single: .single
+        case .leader: .leader
+        case .standby: .standby
+        }
+    }
+
+    /// A server too old to say is alone.
+    public init(wire: Leasehold_V1_NodeRole) {
+        switch wire {
+        case .leader: self = .leader
+        case .standby: self = .standby
+        default: self = .single
+        }
+    }
+}
+
 public struct ServerHello: Hashable, Sendable {
     public var protocolMajor: UInt32
     public var protocolMinor: UInt32
@@ -88,8 +115,20 @@ public struct ServerHello: Hashable, Sendable {
     public var identity: String
     public var isAdmin: Bool
     public var isTarget: Bool
+    /// What the node is in its cluster.
+    public var role: NodeRole
+    /// A standby: the leader's endpoint, when one leads.
+    public var leaderEndpoint: String?
+    /// Cluster mode: the term of the leader this node knows; 0 for a single node.
+    public var term: UInt64
 
-    public init(epoch: UInt64, limits: ServerLimits, identity: String, isAdmin: Bool, isTarget: Bool) {
+    public init(
+        epoch: UInt64, limits: ServerLimits, identity: String, isAdmin: Bool, isTarget: Bool, role: NodeRole = .single,
+        leaderEndpoint: String? = nil, term: UInt64 = 0
+    ) {
+        self.role = role
+        self.leaderEndpoint = leaderEndpoint
+        self.term = term
         self.protocolMajor = WireProtocol.major
         self.protocolMinor = WireProtocol.minor
         self.serverVersion = WireProtocol.serverVersion
@@ -110,6 +149,9 @@ public struct ServerHello: Hashable, Sendable {
         wire.identity = self.identity
         wire.admin = self.isAdmin
         wire.target = self.isTarget
+        wire.role = self.role.wire
+        wire.leaderEndpoint = self.leaderEndpoint ?? ""
+        wire.term = self.term
         return wire
     }
 
@@ -122,5 +164,8 @@ public struct ServerHello: Hashable, Sendable {
         self.identity = wire.identity
         self.isAdmin = wire.admin
         self.isTarget = wire.target
+        self.role = NodeRole(wire: wire.role)
+        self.leaderEndpoint = wire.leaderEndpoint.isEmpty ? nil : wire.leaderEndpoint
+        self.term = wire.term
     }
 }

@@ -296,6 +296,7 @@ extension LeaseholdError {
         details.evictedSessions = self.details.evictedSessions.map(\.rawValue)
         if let value = self.details.limit { details.limit = value }
         if let value = self.details.fenceRevision { details.fenceRevision = value.rawValue }
+        if let value = self.details.leaderEndpoint { details.leaderEndpoint = value }
         if details != Leasehold_V1_ErrorDetails() { error.details = details }
         return error
     }
@@ -315,7 +316,8 @@ extension LeaseholdError {
                 revokedLayouts: details.revokedLayouts.map(LayoutID.init(rawValue:)),
                 evictedSessions: details.evictedSessions.map(SessionID.init(rawValue:)),
                 limit: details.hasLimit ? details.limit : nil,
-                fenceRevision: details.hasFenceRevision ? FenceRevision(rawValue: details.fenceRevision) : nil
+                fenceRevision: details.hasFenceRevision ? FenceRevision(rawValue: details.fenceRevision) : nil,
+                leaderEndpoint: details.hasLeaderEndpoint ? details.leaderEndpoint : nil
             )
         )
     }

@@ -1,0 +1,261 @@
+import LeaseholdCluster
+import LeaseholdCore
+import LeaseholdEtcd
+import LeaseholdJournal
+import LeaseholdMessages
+import LeaseholdServer
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// One leaseholdd node of a cluster (docs/cluster.md): a server that is a standby or the
+/// leader, an election, and a copy of the log in memory.
+///
+/// Lifecycle, round after round until shutdown:
+/// 1. **Standby.** Catch up on the log (from what this node holds, or from the start),
+///    grant a lease, and, while campaigning, follow the log into memory and tell the
+///    server who leads. A standby runs no commands and no timers: it has no Coordinator.
+/// 2. **Takeover.** The campaign is won: the term is the create revision of this node's
+///    key. The server boots a Coordinator from the image caught up to the head (a new
+///    epoch, every deadline restarted in full) and serves, every output checked against
+///    the election's deadline.
+/// 3. **Losing.** The lease ends or its deadline passes, or the journal is deposed or
+///    fails: the server stands down at once (journal and Coordinator abandoned), the lease
+///    is revoked, the image is dropped (memory may be ahead of the log), and the next round
+///    rebuilds it from the log.
+/// A graceful shutdown (SIGTERM) lets the server settle what it serves, then revokes the
+/// lease so that a standby wins at once.
+public final class ClusterNode: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var etcd: EtcdConfiguration
+        public var cluster: String
+        public var node: String
+        /// What clients are told to connect to when this node leads.
+        public var advertise: String
+        public var leaderTTL: Duration
+
+        public init(etcd: EtcdConfiguration, cluster: String, node: String, advertise: String, leaderTTL: Duration = .seconds(5)) {
+            self.etcd = etcd
+            self.cluster = cluster
+            self.node = node
+            self.advertise = advertise
+            self.leaderTTL = leaderTTL
+        }
+    }
+
+    struct State {
+        /// The log as this node applied it; `nil`: rebuild from the log.
+        var image: LoadedState?
+        var election: LeaderElection?
+        var stopping = false
+        /// Resumed when the current leadership ends (lost, deposed, shutdown).
+        var ended: CheckedContinuation<String, Never>?
+        var endedEarly: String?
+        var lifecycle: Task<Void, Never>?
+    }
+
+    public let configuration: Configuration
+    public let server: LeaseholdServer
+    let keys: ClusterKeys
+    let client: EtcdClient
+    let keepaliveGroup: MultiThreadedEventLoopGroup
+    let keepaliveClient: EtcdClient
+    let logger: Logger
+    private let state = Mutex(State())
+
+    private init(configuration: Configuration, server: LeaseholdServer, logger: Logger) {
+        self.configuration = configuration
+        self.server = server
+        self.keys = ClusterKeys(cluster: configuration.cluster)
+        self.client = EtcdClient(configuration.etcd)
+        // The keepalives' own thread and connection: nothing else queues in front of them.
+        self.keepaliveGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.keepaliveClient = EtcdClient(configuration.etcd, eventLoopGroup: self.keepaliveGroup)
+        self.logger = logger
+    }
+
+    /// Binds the server as a standby; ``run()`` then takes part in the cluster.
+    /// - Precondition: `server.sink` is `nil` (the log is the sink).
+    public static func start(configuration: Configuration, server: ServerConfiguration, logger: Logger = Logger(label: "leasehold.node")) async throws -> ClusterNode {
+        precondition(server.sink == nil, "a cluster node's sink is the etcd log")
+        let started = try await LeaseholdServer.start(configuration: server, logger: logger)
+        return ClusterNode(configuration: configuration, server: started, logger: logger)
+    }
+
+    /// The server's role now.
+    public var role: NodeRole { self.server.role }
+
+    /// Serves until a graceful shutdown: then the server settles, the lease is revoked, and
+    /// the etcd connections close.
+    public func run() async throws {
+        let lifecycle = Task { await self.rounds() }
+        self.state.withLock { $0.lifecycle = lifecycle }
+        do {
+            try await self.server.run()
+        } catch {
+            self.logger.error("the server stopped", metadata: ["error": "\(error)"])
+        }
+        self.stop("shutting down")
+        lifecycle.cancel()
+        await lifecycle.value
+        try? await self.client.shutdown()
+        try? await self.keepaliveClient.shutdown()
+        try? await self.keepaliveGroup.shutdownGracefully()
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does.
+    public func shutdown() {
+        self.server.shutdown()
+    }
+
+    private func stop(_ reason: String) {
+        let ended = self.state.withLock { state -> CheckedContinuation<String, Never>? in
+            state.stopping = true
+            defer { state.ended = nil }
+            return state.ended
+        }
+        ended?.resume(returning: reason)
+    }
+
+    // MARK: - Rounds
+
+    private func rounds() async {
+        while !self.state.withLock({ $0.stopping }) && !Task.isCancelled {
+            do {
+                try await self.round()
+            } catch is CancellationError {
+                break
+            } catch {
+                self.logger.warning("cluster round ended; starting over from the log", metadata: ["error": "\(error)"])
+                self.state.withLock { $0.image = nil }
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        if let election = self.state.withLock({ $0.election }) { await election.close() }
+    }
+
+    /// One standby phase and, when the campaign is won, one term as leader.
+    private func round() async throws {
+        let follower = LogFollower(client: self.client, keys: self.keys)
+        let image = Image(self.state.withLock { $0.image } ?? LoadedState(state: PersistentState(), position: .zero))
+        let caught = try await follower.catchUp(after: image.position) { image.apply($0) }
+        let election = LeaderElection(
+            configuration: LeaderElection.Configuration(keys: self.keys, name: self.configuration.node, endpoint: self.configuration.advertise, ttl: self.configuration.leaderTTL),
+            client: self.client, keepaliveClient: self.keepaliveClient,
+            onLost: { [self] reason in self.leadershipEnded("the election was lost: \(reason)") }
+        )
+        try await election.start()
+        self.state.withLock {
+            $0.election = election
+            $0.endedEarly = nil
+        }
+        // Campaign; meanwhile follow the log and tell the server who leads.
+        let term = try await withThrowingTaskGroup(of: UInt64?.self) { group in
+            group.addTask {
+                try await follower.follow(after: caught.position, from: caught.revision) { image.apply($0) }
+                return nil
+            }
+            group.addTask {
+                try await self.trackLeader()
+                return nil
+            }
+            group.addTask { try await election.campaign() }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let term = result { return term }
+            }
+            throw LeaderElectionError("the campaign ended without a result")
+        }
+        // Takeover: apply the log to the head (the sink's load), then serve.
+        let key = election.key!
+        let sink = EtcdSink(client: self.client, keys: self.keys, leadership: EtcdSink.Leadership(key: key, term: term), startingFrom: image.loaded)
+        self.logger.notice("won the election; taking over", metadata: ["node.term": "\(term)", "log.applied": "\(image.position)"])
+        try await self.server.lead(
+            sink: sink, term: term, gate: { election.isWithinDeadline },
+            onFailure: { [self] failure in self.leadershipEnded("the journal stopped: \(failure)") }
+        )
+        let reason = await self.waitForEnd()
+        if self.state.withLock({ $0.stopping }) {
+            // A graceful shutdown: the server settled; revoking the lease lets a standby
+            // win at once.
+            await election.close()
+            return
+        }
+        self.server.standDown(leader: nil, term: term, reason: reason)
+        await election.close()
+        self.state.withLock {
+            $0.image = nil
+            $0.election = nil
+        }
+    }
+
+    /// Resumes the round's wait: the leadership is over. Callable from any thread (the
+    /// journal's, the keepalive's).
+    private func leadershipEnded(_ reason: String) {
+        let ended = self.state.withLock { state -> CheckedContinuation<String, Never>? in
+            guard let ended = state.ended else {
+                if state.endedEarly == nil { state.endedEarly = reason }
+                return nil
+            }
+            state.ended = nil
+            return ended
+        }
+        ended?.resume(returning: reason)
+    }
+
+    private func waitForEnd() async -> String {
+        await withCheckedContinuation { continuation in
+            let now = self.state.withLock { state -> String? in
+                if state.stopping { return "shutting down" }
+                if let early = state.endedEarly { return early }
+                state.ended = continuation
+                return nil
+            }
+            if let now { continuation.resume(returning: now) }
+        }
+    }
+
+    /// Tells the server who leads, at every change of the leader keys, until cancelled.
+    private func trackLeader() async throws {
+        let prefix = self.keys.leaderPrefix
+        while true {
+            let range = try await self.client.range(prefix, end: etcdPrefixEnd(prefix))
+            if let lowest = range.kvs.min(by: { $0.createRevision < $1.createRevision }),
+                let node = try? Leasehold_Cluster_V1_NodeInfo(serializedBytes: lowest.value), node.name != self.configuration.node
+            {
+                self.server.setLeader(node.endpoint, term: UInt64(lowest.createRevision))
+            } else {
+                self.server.setLeader(nil, term: 0)
+            }
+            let seen = range.kvs.map { ($0.key, $0.createRevision) }
+            for try await update in self.client.watch(prefix, end: etcdPrefixEnd(prefix), from: range.revision + 1) {
+                // A change between the read and the watch's creation may come late: look
+                // again once the watch exists.
+                if update.created {
+                    let now = try await self.client.range(prefix, end: etcdPrefixEnd(prefix))
+                    if !now.kvs.map({ ($0.key, $0.createRevision) }).elementsEqual(seen, by: ==) { break }
+                    continue
+                }
+                if !update.events.isEmpty { break }
+            }
+        }
+    }
+}
+
+/// The image a standby applies the log into.
+final class Image: Sendable {
+    private let value: Mutex<LoadedState>
+
+    init(_ loaded: LoadedState) { self.value = Mutex(loaded) }
+
+    func apply(_ batch: JournalBatch) {
+        self.value.withLock { value in
+            for changes in batch.changeSets { value.state.apply(changes) }
+            value.position = batch.position
+        }
+    }
+
+    var position: LogPosition { self.value.withLock { $0.position } }
+    var loaded: LoadedState? { self.value.withLock { $0.position == .zero ? nil : $0 } }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import LeaseholdCertificates
+import LeaseholdClient
+import LeaseholdCluster
+import LeaseholdClusterTestSupport
+import LeaseholdCore
+import LeaseholdEtcd
+import LeaseholdMessages
+import LeaseholdNode
+import LeaseholdServer
+import LeaseholdTestSupport
+import Logging
+import Testing
+
+/// Cluster nodes in this process against a real etcd: one leads, the other is a standby
+/// that answers `notLeader` naming it; the standby takes over on a graceful handover and
+/// when the leader is cut off from etcd, and the volume it serves is the one the leader
+/// acknowledged (sessions resume with their secrets; no client reclaims anything).
+@Suite("Cluster nodes", .serialized, .enabled(if: EtcdMembers.isInstalled || requireEtcd()))
+struct ClusterNodeTests {
+    final class Node: Sendable {
+        let name: String
+        let directory: String
+        let node: ClusterNode
+        let running: Task<Void, any Error>
+        let port: Int
+
+        init(name: String, directory: String, node: ClusterNode, port: Int) {
+            self.name = name
+            self.directory = directory
+            self.node = node
+            self.port = port
+            self.running = Task { try await node.run() }
+        }
+
+        var endpoint: String { "127.0.0.1:\(self.port)" }
+        var role: NodeRole { self.node.role }
+
+        func client(_ identity: String = "admin", tls: String) async throws -> LeaseholdClient {
+            let files = TLSFiles(dataDirectory: tls)
+            if identity != "admin" && !FileManager.default.fileExists(atPath: files.clientCertificate(identity)) {
+                _ = try files.issueClient(identity)
+            }
+            var configuration = ClientConfiguration.development(dataDirectory: tls, identity: identity, port: self.port)
+            configuration.reconnectTimeout = .seconds(2)
+            var logger = Logger(label: "test.client")
+            logger.logLevel = .critical
+            return try await LeaseholdClient.connect(configuration, logger: logger)
+        }
+
+        func stop() async {
+            self.node.shutdown()
+            _ = try? await self.running.value
+            try? FileManager.default.removeItem(atPath: self.directory)
+        }
+    }
+
+    /// A node of `cluster` reaching etcd at `endpoints`, sharing `tls` (one development CA
+    /// for every node of the test).
+    /// A directory with one development CA and its server and admin certificates, for every
+    /// node and client of a test.
+    static func sharedTLS() throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        _ = try TLSFiles(dataDirectory: directory).ensureDevelopmentCertificates()
+        return directory
+    }
+
+    static func start(cluster: String, name: String, endpoints: [String], tls: String) async throws -> Node {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-node-\(name)-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let port = try freePorts(1)[0]
+        var configuration = ServerConfiguration(sink: nil)
+        configuration.dataDirectory = directory
+        configuration.port = port
+        configuration.eventLoopThreads = 1
+        let files = TLSFiles(dataDirectory: tls)
+        configuration.tls = ServerConfiguration.TLSPaths(certificate: files.serverCertificate, key: files.serverKey, clientCA: files.caCertificate)
+        configuration.coordinator.geometry = try VolumeGeometry(blockSize: 4_096, blockCount: 1 << 16)
+        configuration.coordinator.minimumTTL = .milliseconds(100)
+        configuration.coordinator.recallTimeout = .seconds(2)
+        configuration.coordinator.releaseDelay = .milliseconds(100)
+        var logger = Logger(label: "test.node.\(name)")
+        logger.logLevel = ProcessInfo.processInfo.environment["LEASEHOLD_TEST_LOG"] == nil ? .critical : .debug
+        let node = try await ClusterNode.start(
+            configuration: ClusterNode.Configuration(
+                etcd: EtcdConfiguration(endpoints: endpoints, requestTimeout: .seconds(2)), cluster: cluster, node: name,
+                advertise: "127.0.0.1:\(port)", leaderTTL: .seconds(2)
+            ),
+            server: configuration, logger: logger
+        )
+        return Node(name: name, directory: directory, node: node, port: port)
+    }
+
+    /// The two nodes once one leads and the other is its standby.
+    static func roles(_ a: Node, _ b: Node, timeout: Duration = .seconds(30)) async throws -> (leader: Node, standby: Node) {
+        try await eventually("one node leads, the other stands by", timeout: timeout) {
+            Set([a.role, b.role]) == [.leader, .standby]
+        }
+        return a.role == .leader ? (a, b) : (b, a)
+    }
+
+    @Test("the standby answers notLeader naming the leader; after a graceful handover it leads the same volume, sessions resume with their secrets, the epoch went up")
+    func handover() async throws {
+        let members = try await EtcdMembers.shared()
+        let cluster = EtcdTestCluster.freshName()
+        let tls = try Self.sharedTLS()
+        defer { try? FileManager.default.removeItem(atPath: tls) }
+        let a = try await Self.start(cluster: cluster, name: "a", endpoints: members.endpoints, tls: tls)
+        let b = try await Self.start(cluster: cluster, name: "b", endpoints: members.endpoints, tls: tls)
+        let (leader, standby) = try await Self.roles(a, b)
+
+        let host = try await leader.client("host-a", tls: tls)
+        let session = try await host.openSession(name: "h", ttl: .seconds(10))
+        let inode = try await session.createInode()
+        _ = try await session.allocate(inode, ByteRange(offset: 0, length: 8 * 4_096))
+        let pin = try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 4 * 4_096)], kind: .longTerm)
+        let epoch = leader.node.server.epoch
+
+        // The standby: Hello says so and names the leader; a session is notLeader.
+        let other = try await standby.client("host-b", tls: tls)
+        do {
+            _ = try await other.openSession(name: "b")
+            Issue.record("a standby opened a session")
+        } catch let error as LeaseholdError {
+            #expect(error.code == .notLeader, "\(error)")
+            #expect(error.details.leaderEndpoint == leader.endpoint)
+        }
+        other.close()
+
+        // Graceful handover: the leader settles and resigns; the standby takes over.
+        host.close()
+        await leader.stop()
+        try await eventually("the standby leads", timeout: .seconds(20)) { standby.role == .leader }
+        #expect(standby.node.server.epoch > epoch, "the takeover bumps the epoch")
+        let again = try await standby.client("host-a", tls: tls)
+        let resumed = try await again.resumeSession(session.id, secret: session.secret)
+        #expect(resumed.id == session.id)
+        let admin = try await standby.client(tls: tls)
+        let pins = try await admin.pins()
+        #expect(pins.contains { $0.pin == pin.pin }, "the pin the old leader acknowledged is there")
+        #expect(try await admin.checkInvariants().isEmpty)
+        admin.close()
+        again.close()
+        await standby.stop()
+        try await EtcdTestCluster.client(members).delete(ClusterKeys(cluster: cluster).all.start, end: ClusterKeys(cluster: cluster).all.end)
+    }
+
+    @Test("a leader cut off from etcd stops answering and stands down; the standby takes over with everything the leader acknowledged")
+    func partitionedLeader() async throws {
+        let members = try await EtcdMembers.shared()
+        let port = try #require(Int(members.endpoints[0].split(separator: ":").last!))
+        let proxyA = try await FaultProxy.start(to: port)
+        let proxyB = try await FaultProxy.start(to: port)
+        let cluster = EtcdTestCluster.freshName()
+        let tls = try Self.sharedTLS()
+        defer { try? FileManager.default.removeItem(atPath: tls) }
+        let a = try await Self.start(cluster: cluster, name: "a", endpoints: ["http://127.0.0.1:\(proxyA.port)"], tls: tls)
+        let b = try await Self.start(cluster: cluster, name: "b", endpoints: ["http://127.0.0.1:\(proxyB.port)"], tls: tls)
+        let (leader, standby) = try await Self.roles(a, b)
+        let proxy = leader === a ? proxyA : proxyB
+
+        let host = try await leader.client("host-a", tls: tls)
+        let session = try await host.openSession(name: "h", ttl: .seconds(20))
+        var inodes: [InodeID] = []
+        for _ in 0..<5 { inodes.append(try await session.createInode()) }
+
+        proxy.refuse(true)
+        proxy.cutAll()
+        try await eventually("the cut-off leader stands down", timeout: .seconds(20)) { leader.role == .standby }
+        try await eventually("the standby leads", timeout: .seconds(20)) { standby.role == .leader }
+        let admin = try await standby.client(tls: tls)
+        let listed = Set(try await admin.inodes().map(\.inode))
+        #expect(inodes.allSatisfy { listed.contains($0) }, "every inode the old leader acknowledged is there")
+        let again = try await standby.client("host-a", tls: tls)
+        _ = try await again.resumeSession(session.id, secret: session.secret)
+        #expect(try await admin.checkInvariants().isEmpty)
+        host.close()
+        admin.close()
+        again.close()
+        proxy.refuse(false)
+        await a.stop()
+        await b.stop()
+        try await proxyA.stop()
+        try await proxyB.stop()
+        try await EtcdTestCluster.client(members).delete(ClusterKeys(cluster: cluster).all.start, end: ClusterKeys(cluster: cluster).all.end)
+    }
+}
