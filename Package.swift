@@ -149,7 +149,7 @@ let package = Package(
         // Real etcd members on loopback for tests, and clusters in them.
         .target(
             name: "LeaseholdClusterTestSupport",
-            dependencies: ["LeaseholdCluster", "LeaseholdEtcd"]
+            dependencies: ["LeaseholdCluster", "LeaseholdEtcd", .product(name: "NIOSSL", package: "swift-nio-ssl")]
         ),
         .testTarget(
             name: "LeaseholdClusterTests",
@@ -157,6 +157,7 @@ let package = Package(
                 "LeaseholdCluster", "LeaseholdEtcd", "LeaseholdJournal", "LeaseholdMessages", "LeaseholdCore", "LeaseholdTestSupport",
                 "LeaseholdClusterTestSupport", "LeaseholdCertificates",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // The wire: the length-prefixed frame codec, envelopes and outboxes over NIO.
@@ -266,6 +267,7 @@ let package = Package(
             dependencies: [
                 "leaseholdd",
                 "LeaseholdTestSupport",
+                "LeaseholdClusterTestSupport",
                 "leaseholdctl",
                 "LeaseholdClient",
                 "LeaseholdCertificates",

@@ -76,6 +76,9 @@ public struct CertificateAuthority: Sendable {
         case server(dnsNames: [String], ipAddresses: [String])
         /// A client: the common name is its Leasehold identity.
         case client
+        /// Both ends, with the names of a server: an etcd member, which also dials itself
+        /// (its JSON gateway) with the same certificate.
+        case peer(dnsNames: [String], ipAddresses: [String])
     }
 
     /// Signs a new leaf certificate with a fresh key.
@@ -95,14 +98,15 @@ public struct CertificateAuthority: Sendable {
         let subject = try DistinguishedName { CommonName(commonName) }
         let extensions: Certificate.Extensions
         switch usage {
-        case .server(let dnsNames, let ipAddresses):
+        case .server(let dnsNames, let ipAddresses), .peer(let dnsNames, let ipAddresses):
             var names = dnsNames.map(GeneralName.dnsName)
             for address in ipAddresses { names.append(.ipAddress(ASN1OctetString(contentBytes: try Self.addressBytes(address)[...]))) }
             let alternativeNames = names
+            let purposes: [ExtendedKeyUsage.Usage] = if case .peer = usage { [.serverAuth, .clientAuth] } else { [.serverAuth] }
             extensions = try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
-                try ExtendedKeyUsage([.serverAuth])
+                try ExtendedKeyUsage(purposes)
                 SubjectAlternativeNames(alternativeNames)
                 try AuthorityKeyIdentifier(keyIdentifier: self.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
             }

@@ -68,6 +68,23 @@ public struct TLSFiles: Sendable, Hashable {
         return (self.clientCertificate(name), self.clientKey(name))
     }
 
+    /// Issues a certificate for both ends (an etcd member on 127.0.0.1 and localhost) from
+    /// the development CA, as `peers/NAME.pem` and `peers/NAME-key.pem`.
+    /// - Returns: the certificate and key paths.
+    public func issuePeer(_ name: String) throws -> (certificate: String, key: String) {
+        try Self.validateIdentity(name)
+        guard self.exists else { throw CertificateError.missingFile(self.caCertificate) }
+        let authority = try CertificateAuthority(
+            certificatePEM: try String(contentsOfFile: self.caCertificate, encoding: .utf8),
+            privateKeyPEM: try String(contentsOfFile: self.caKey, encoding: .utf8)
+        )
+        try FileManager.default.createDirectory(atPath: self.path("peers"), withIntermediateDirectories: true)
+        let files = try authority.issue(commonName: name, usage: .peer(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"]))
+        let paths = (self.path("peers/\(name).pem"), self.path("peers/\(name)-key.pem"))
+        try files.write(certificate: paths.0, key: paths.1)
+        return paths
+    }
+
     /// An identity names a file: letters, digits, `.`, `_` and `-`, not starting with `.`.
     public static func validateIdentity(_ name: String) throws {
         let allowed = name.utf8.allSatisfy { byte in

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import LeaseholdEtcd
+import NIOSSL
 
 /// Real etcd members on loopback for tests: Debian's `etcd` on PATH, each member on free
 /// 127.0.0.1 ports with its own data directory, killed and removed when the test process
@@ -17,7 +18,22 @@ public final class EtcdMembers: Sendable {
         public var clientPort: Int
         public var peerPort: Int
         public var dataDirectory: String
-        public var clientURL: String { "http://127.0.0.1:\(self.clientPort)" }
+        var secure = false
+        public var clientURL: String { "\(self.secure ? "https" : "http")://127.0.0.1:\(self.clientPort)" }
+    }
+
+    /// Mutual TLS on the client URLs: the members' certificate and key (valid for
+    /// 127.0.0.1) and the CA every client certificate must be signed by.
+    public struct TLS: Sendable {
+        public var certificate: String
+        public var key: String
+        public var clientCA: String
+
+        public init(certificate: String, key: String, clientCA: String) {
+            self.certificate = certificate
+            self.key = key
+            self.clientCA = clientCA
+        }
     }
 
     final class Running: @unchecked Sendable {
@@ -47,7 +63,10 @@ public final class EtcdMembers: Sendable {
         }
     }
 
-    private init(members: [Member], directory: String, heartbeat: Duration, election: Duration) {
+    public let tls: TLS?
+
+    private init(members: [Member], directory: String, heartbeat: Duration, election: Duration, tls: TLS?) {
+        self.tls = tls
         self.members = members
         self.directory = directory
         self.heartbeat = heartbeat
@@ -55,16 +74,21 @@ public final class EtcdMembers: Sendable {
     }
 
     /// Starts `count` members as one cluster and waits until it answers.
-    public static func start(members count: Int = 1, heartbeat: Duration = .milliseconds(100), election: Duration = .milliseconds(1_000)) async throws -> EtcdMembers {
+    /// - Parameter tls: mutual TLS on the client URLs (the health check then needs
+    ///   `healthClient`, a client TLS configuration the members accept).
+    public static func start(
+        members count: Int = 1, heartbeat: Duration = .milliseconds(100), election: Duration = .milliseconds(1_000), tls: TLS? = nil,
+        healthClient: TLSConfiguration? = nil
+    ) async throws -> EtcdMembers {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-etcd-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let ports = try freePorts(2 * count)
         let members = (0..<count).map { i in
-            Member(name: "m\(i)", clientPort: ports[2 * i], peerPort: ports[2 * i + 1], dataDirectory: "\(directory)/m\(i)")
+            Member(name: "m\(i)", clientPort: ports[2 * i], peerPort: ports[2 * i + 1], dataDirectory: "\(directory)/m\(i)", secure: tls != nil)
         }
-        let cluster = EtcdMembers(members: members, directory: directory, heartbeat: heartbeat, election: election)
+        let cluster = EtcdMembers(members: members, directory: directory, heartbeat: heartbeat, election: election, tls: tls)
         for member in members { try cluster.launch(member) }
-        try await cluster.waitUntilHealthy()
+        try await cluster.waitUntilHealthy(client: healthClient)
         return cluster
     }
 
@@ -96,7 +120,7 @@ public final class EtcdMembers: Sendable {
             "--initial-cluster", initial, "--initial-cluster-state", "new", "--initial-cluster-token", "leasehold-test",
             "--heartbeat-interval", String(self.heartbeat.milliseconds), "--election-timeout", String(self.election.milliseconds),
             "--log-level", "error",
-        ]
+        ] + (self.tls.map { ["--cert-file", $0.certificate, "--key-file", $0.key, "--client-cert-auth", "--trusted-ca-file", $0.clientCA] } ?? [])
     }
 
     private func launch(_ member: Member) throws {
@@ -162,11 +186,11 @@ public final class EtcdMembers: Sendable {
     }
 
     /// Waits until every running member answers `/health`.
-    public func waitUntilHealthy(timeout: Duration = .seconds(30)) async throws {
+    public func waitUntilHealthy(timeout: Duration = .seconds(30), client tls: TLSConfiguration? = nil) async throws {
         let deadline = ContinuousClock.now + timeout
         let running = self.members.indices.filter { self.pid($0) != nil }
         for index in running {
-            while !(await Self.healthy(self.members[index])) {
+            while !(await Self.healthy(self.members[index], tls: tls)) {
                 guard ContinuousClock.now < deadline else {
                     let log = (try? String(contentsOfFile: "\(self.directory)/\(self.members[index].name).log", encoding: .utf8)) ?? ""
                     throw EtcdMembersError("etcd member \(self.members[index].name) not healthy after \(timeout): \(log.suffix(2_000))")
@@ -178,8 +202,8 @@ public final class EtcdMembers: Sendable {
 
     /// Whether `member` answers a status request. (Not through URLSession: on Linux its
     /// libcurl timers on the dispatch manager thread crashed a test process.)
-    static func healthy(_ member: Member) async -> Bool {
-        let client = EtcdClient(EtcdConfiguration(endpoints: [member.clientURL], requestTimeout: .seconds(2)))
+    static func healthy(_ member: Member, tls: TLSConfiguration?) async -> Bool {
+        let client = EtcdClient(EtcdConfiguration(endpoints: [member.clientURL], tls: tls, requestTimeout: .seconds(2)))
         let answered = (try? await client.status()) != nil
         try? await client.shutdown()
         return answered

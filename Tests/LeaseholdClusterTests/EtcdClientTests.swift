@@ -1,5 +1,8 @@
+import Foundation
+import LeaseholdCertificates
 import LeaseholdClusterTestSupport
 import LeaseholdEtcd
+import NIOSSL
 import Testing
 
 @Suite("etcd client over the JSON gateway", .enabled(if: EtcdMembers.isInstalled || requireEtcd()))
@@ -79,7 +82,6 @@ struct EtcdWatchTests {
         var history: [EtcdEvent] = []
         while history.isEmpty, let update = try await updates.next() { history += update.events }
         #expect(history.map(\.kv.key) == [prefix + "old"], "history from the revision asked for")
-        let started = ContinuousClock.now
         try await client.put(prefix + "a", [1])
         var seen: [EtcdEvent] = []
         while seen.isEmpty, let update = try await updates.next() { seen += update.events }
@@ -89,5 +91,37 @@ struct EtcdWatchTests {
         while seen.isEmpty, let update = try await updates.next() { seen += update.events }
         #expect(seen.first?.kind == .delete)
         try await client.delete(prefix, end: etcdPrefixEnd(prefix))
+    }
+}
+
+@Suite("etcd over mutual TLS", .enabled(if: EtcdMembers.isInstalled || requireEtcd()))
+struct EtcdTLSTests {
+    @Test("with the node's client certificate the client reads and writes through TLS; without one etcd refuses the connection")
+    func mutualTLS() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-etcd-tls-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let files = TLSFiles(dataDirectory: directory)
+        _ = try files.ensureDevelopmentCertificates()
+        let node = try files.issueClient("node-1")
+        let member = try files.issuePeer("etcd-0")
+        let tls = try EtcdConfiguration.mutualTLS(ca: files.caCertificate, certificate: node.certificate, key: node.key)
+        let members = try await EtcdMembers.start(
+            members: 1, tls: EtcdMembers.TLS(certificate: member.certificate, key: member.key, clientCA: files.caCertificate),
+            healthClient: tls
+        )
+        defer { members.shutdown() }
+        #expect(members.endpoints.allSatisfy { $0.hasPrefix("https://") })
+        let client = EtcdClient(EtcdConfiguration(endpoints: members.endpoints, tls: tls))
+        let revision = try await client.put("/leasehold-test/tls", [1, 2, 3])
+        #expect(try await client.range("/leasehold-test/tls").kvs.first?.modRevision == revision)
+        try await client.shutdown()
+
+        var anonymous = TLSConfiguration.makeClientConfiguration()
+        anonymous.trustRoots = .file(files.caCertificate)
+        let refused = EtcdClient(EtcdConfiguration(endpoints: members.endpoints, tls: anonymous, requestTimeout: .seconds(3)))
+        await #expect(throws: EtcdError.self, "etcd answers no client without a certificate its CA signed") {
+            _ = try await refused.range("/leasehold-test/tls")
+        }
+        try await refused.shutdown()
     }
 }

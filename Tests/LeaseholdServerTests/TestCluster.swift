@@ -20,10 +20,14 @@ final class TestCluster: Sendable {
     let running: Task<Void, any Error>
     let files: TLSFiles
 
-    static func start(sink: (any JournalSink)? = nil, _ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestCluster {
+    /// - Parameter standby: start without a sink, as a cluster node does (a standby until
+    ///   it is told to lead).
+    static func start(
+        sink: (any JournalSink)? = nil, standby: Bool = false, _ configure: (inout ServerConfiguration) -> Void = { _ in }
+    ) async throws -> TestCluster {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var configuration = ServerConfiguration(sink: try sink ?? Store(path: directory + "/leasehold.db"))
+        var configuration = ServerConfiguration(sink: standby ? nil : try sink ?? Store(path: directory + "/leasehold.db"))
         configuration.dataDirectory = directory
         configuration.port = 0
         configuration.eventLoopThreads = 2

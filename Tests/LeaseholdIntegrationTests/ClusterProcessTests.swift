@@ -1,0 +1,284 @@
+import Foundation
+import LeaseholdCertificates
+import LeaseholdClient
+import LeaseholdClusterTestSupport
+import LeaseholdTestSupport
+import Logging
+import Synchronization
+import Testing
+
+/// Cluster mode with real processes: 3 etcd members and 2 `leaseholdd` nodes on loopback
+/// (docs/cluster.md). A leader killed with SIGKILL under load, a leader stopped past its
+/// lease, a standby that was down, etcd members lost: nothing acknowledged is lost, and a
+/// node that no longer leads acknowledges nothing.
+@Suite("Cluster: leaseholdd nodes on a 3-member etcd", .serialized, .enabled(if: EtcdMembers.isInstalled || requireEtcd()))
+struct ClusterProcessTests {
+    /// One `leaseholdd` node of the test's cluster, on a port of its own.
+    final class Node: Sendable {
+        let name: String
+        let directory: String
+        let port: Int
+        let arguments: [String]
+        let child = Mutex<Child?>(nil)
+
+        init(name: String, cluster: String, etcd: [String], tls: String) throws {
+            self.name = name
+            self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-cn-\(name)-\(UUID().uuidString)").path
+            self.port = try freePorts(1)[0]
+            let files = TLSFiles(dataDirectory: tls)
+            self.arguments = [
+                "--data-dir", self.directory, "--listen", "127.0.0.1:\(self.port)", "--etcd-endpoints", etcd.joined(separator: ","),
+                "--cluster", cluster, "--node", name, "--leader-ttl", "2s", "--block-count", "65536", "--min-ttl", "200ms",
+                "--recall-timeout", "2s", "--release-delay", "200ms", "--cert", files.serverCertificate, "--key", files.serverKey,
+                "--client-ca", files.caCertificate, "--log-level", "notice",
+            ]
+        }
+
+        var endpoint: String { "127.0.0.1:\(self.port)" }
+
+        /// Starts the process and waits until it listens.
+        func start() async throws {
+            let child = try Child("leaseholdd", self.arguments)
+            self.child.withLock { $0 = child }
+            try await eventually("\(self.name) listens", timeout: .seconds(60)) {
+                guard child.isRunning else { throw DaemonFailed(message: "\(self.name) exited: \(child.stderr)") }
+                return child.stderr.contains("listening")
+            }
+        }
+
+        func signal(_ number: Int32) { self.child.withLock { $0 }?.signal(number) }
+
+        func kill() async {
+            guard let child = self.child.withLock({ $0 }) else { return }
+            child.signal(SIGKILL)
+            await child.wait()
+        }
+
+        func stop() async {
+            if let child = self.child.withLock({ $0 }) {
+                child.signal(SIGTERM)
+                await child.wait(timeout: .seconds(20))
+            }
+            try? FileManager.default.removeItem(atPath: self.directory)
+        }
+
+        var log: String { self.child.withLock { $0 }?.stderr ?? "" }
+    }
+
+    /// The test's world: etcd members, two nodes, one development CA.
+    struct World {
+        let etcd: EtcdMembers
+        let nodes: [Node]
+        let tls: String
+
+        static func start() async throws -> World {
+            let etcd = try await EtcdMembers.start(members: 3, heartbeat: .milliseconds(100), election: .milliseconds(1_000))
+            let tls = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-cn-tls-\(UUID().uuidString)").path
+            _ = try TLSFiles(dataDirectory: tls).ensureDevelopmentCertificates()
+            let cluster = "it-\(UUID().uuidString.prefix(8).lowercased())"
+            let nodes = try ["n0", "n1"].map { try Node(name: $0, cluster: cluster, etcd: etcd.endpoints, tls: tls) }
+            for node in nodes { try await node.start() }
+            return World(etcd: etcd, nodes: nodes, tls: tls)
+        }
+
+        func stop() async {
+            for node in self.nodes { await node.stop() }
+            self.etcd.shutdown()
+            try? FileManager.default.removeItem(atPath: self.tls)
+        }
+
+        func client(_ node: Node, _ identity: String = "admin") async throws -> LeaseholdClient {
+            let files = TLSFiles(dataDirectory: self.tls)
+            if identity != "admin" && !FileManager.default.fileExists(atPath: files.clientCertificate(identity)) {
+                _ = try files.issueClient(identity)
+            }
+            var configuration = ClientConfiguration.development(dataDirectory: self.tls, identity: identity, port: node.port)
+            configuration.reconnectTimeout = .seconds(3)
+            var logger = Logger(label: "it.cluster.\(identity)")
+            logger.logLevel = .critical
+            return try await LeaseholdClient.connect(configuration, logger: logger)
+        }
+
+        /// The node whose `status` answers: the leader (a standby answers notLeader).
+        func leader(timeout: Duration = .seconds(30), excluding: Node? = nil) async throws -> Node {
+            var found: Node?
+            try await eventually("a node leads", timeout: timeout) {
+                for node in self.nodes where node !== excluding {
+                    guard let client = try? await self.client(node) else { continue }
+                    defer { client.close() }
+                    if (try? await client.status()) != nil {
+                        found = node
+                        return true
+                    }
+                }
+                return false
+            }
+            return found!
+        }
+    }
+
+    /// Inodes created and acknowledged by the workers, through whatever node leads.
+    final class Acknowledged: Sendable {
+        let running = Atomic<Bool>(true)
+        let inodes = Mutex<[InodeID]>([])
+        func add(_ inode: InodeID) { self.inodes.withLock { $0.append(inode) } }
+        var all: [InodeID] { self.inodes.withLock { $0 } }
+    }
+
+    @Test("the leader killed with SIGKILL under a multi-client workload: the standby takes over, sessions resume, every acknowledged mutation is there")
+    func killLeaderUnderLoad() async throws {
+        let world = try await World.start()
+        let leader = try await world.leader()
+        let standby = world.nodes.first { $0 !== leader }!
+        let acknowledged = Acknowledged()
+        var sessions: [(SessionID, SessionSecret)] = []
+        var clients: [LeaseholdClient] = []
+        for index in 0..<4 {
+            let client = try await world.client(leader, "host-\(index)")
+            let session = try await client.openSession(name: "w\(index)", ttl: .seconds(20))
+            sessions.append((session.id, session.secret))
+            clients.append(client)
+            Task {
+                while acknowledged.running.load(ordering: .relaxed) {
+                    guard let inode = try? await session.createInode() else { break }
+                    acknowledged.add(inode)
+                }
+            }
+        }
+        try await eventually("the workload is under way") { acknowledged.all.count >= 40 }
+        await leader.kill()
+        let before = acknowledged.all
+        let newLeader = try await world.leader(timeout: .seconds(30), excluding: leader)
+        #expect(newLeader === standby)
+        acknowledged.running.store(false, ordering: .relaxed)
+        for client in clients { client.close() }
+
+        // Sessions resume on the new leader with their secrets and go on.
+        for (index, (id, secret)) in sessions.enumerated() {
+            let client = try await world.client(newLeader, "host-\(index)")
+            let session = try await client.resumeSession(id, secret: secret)
+            acknowledged.add(try await session.createInode())
+            client.close()
+        }
+        let admin = try await world.client(newLeader)
+        let present = Set(try await admin.inodes(Page(limit: 10_000)).map(\.inode))
+        let lost = acknowledged.all.filter { !present.contains($0) }
+        #expect(lost.isEmpty, "acknowledged inodes missing after the failover: \(lost.prefix(10)) of \(before.count) before the kill")
+        #expect(try await admin.checkInvariants().isEmpty)
+        admin.close()
+        await world.stop()
+    }
+
+    @Test("a leader stopped (SIGSTOP) past its lease acknowledges nothing once it continues and answers notLeader; the new leader has the volume")
+    func stoppedLeader() async throws {
+        let world = try await World.start()
+        let leader = try await world.leader()
+        let client = try await world.client(leader, "host-a")
+        let session = try await client.openSession(name: "s", ttl: .seconds(30))
+        let kept = try await session.createInode()
+        leader.signal(SIGSTOP)
+        let newLeader = try await world.leader(timeout: .seconds(30), excluding: leader)
+        // Requests sent to the stopped leader, which it reads once it continues: a mutation
+        // (released after its journal batch) and a renewal (answered outside the journal,
+        // so only the self-fence stops it).
+        let renewal = Task { try await session.keepAlive() }
+        try await Task.sleep(for: .milliseconds(200))
+        leader.signal(SIGCONT)
+        if case .success(let ttl) = await renewal.result {
+            Issue.record("the old leader renewed a session (\(ttl)) after its lease ran out")
+        }
+        if let inode = try? await session.createInode() {
+            Issue.record("the old leader acknowledged inode \(inode) after its lease ran out")
+        }
+        // It answers as a standby from now on.
+        try await eventually("the old leader answers notLeader", timeout: .seconds(20)) {
+            guard let fresh = try? await world.client(leader, "host-a") else { return false }
+            defer { fresh.close() }
+            do {
+                _ = try await fresh.openSession(name: "again")
+                return false
+            } catch let error as LeaseholdError {
+                return error.code == .notLeader
+            }
+        }
+        let admin = try await world.client(newLeader)
+        let present = Set(try await admin.inodes().map(\.inode))
+        #expect(present.contains(kept))
+        #expect(try await admin.checkInvariants().isEmpty)
+        admin.close()
+        client.close()
+        await world.stop()
+    }
+
+    @Test("a standby killed and restarted catches up on the log, then takes over with everything")
+    func standbyCatchesUp() async throws {
+        let world = try await World.start()
+        let leader = try await world.leader()
+        let standby = world.nodes.first { $0 !== leader }!
+        await standby.kill()
+        let client = try await world.client(leader, "host-a")
+        let session = try await client.openSession(name: "s", ttl: .seconds(30))
+        var created: [InodeID] = []
+        for _ in 0..<20 { created.append(try await session.createInode()) }
+        try await standby.start()
+        try await eventually("the restarted node follows", timeout: .seconds(20)) { standby.log.contains("starting as a standby") }
+        // Give it the log, then take the leader away.
+        try await Task.sleep(for: .milliseconds(500))
+        client.close()
+        await leader.kill()
+        let newLeader = try await world.leader(timeout: .seconds(30), excluding: leader)
+        #expect(newLeader === standby)
+        let admin = try await world.client(newLeader)
+        let present = Set(try await admin.inodes().map(\.inode))
+        #expect(created.allSatisfy { present.contains($0) }, "missing: \(created.filter { !present.contains($0) })")
+        admin.close()
+        await world.stop()
+    }
+
+    @Test("one etcd member lost: writes go on; two lost: nothing is acknowledged; quorum back: nothing acknowledged was lost")
+    func etcdMembersLost() async throws {
+        let world = try await World.start()
+        let leader = try await world.leader()
+        let client = try await world.client(leader, "host-a")
+        let session = try await client.openSession(name: "s", ttl: .seconds(60))
+        var acknowledged = [try await session.createInode()]
+        world.etcd.kill(0)
+        // With two of three members the log takes writes (after an etcd election if the
+        // killed member led).
+        try await eventually("a write goes through with one member down", timeout: .seconds(20)) {
+            guard let inode = try? await session.createInode() else { return false }
+            acknowledged.append(inode)
+            return true
+        }
+        world.etcd.kill(1)
+        let attempt = Task { try await session.createInode() }
+        let noQuorum = await withTaskGroup(of: Result<InodeID, any Error>?.self) { group in
+            group.addTask { await attempt.result }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(8))
+                return nil
+            }
+            let first = await group.next()!
+            group.cancelAll()
+            return first
+        }
+        if case .success(let inode)? = noQuorum {
+            Issue.record("inode \(inode) was acknowledged without an etcd quorum")
+        }
+        try world.etcd.restart(0)
+        try world.etcd.restart(1)
+        try await world.etcd.waitUntilHealthy()
+        client.close()
+        let now = try await world.leader(timeout: .seconds(60))
+        let admin = try await world.client(now)
+        let present = Set(try await admin.inodes().map(\.inode))
+        #expect(acknowledged.allSatisfy { present.contains($0) }, "missing: \(acknowledged.filter { !present.contains($0) })")
+        if case .success(let inode)? = await Optional(attempt.result) {
+            // Acknowledged after the quorum came back: then it must be there too.
+            #expect(present.contains(inode))
+        }
+        #expect(try await admin.checkInvariants().isEmpty)
+        admin.close()
+        await world.stop()
+    }
+}

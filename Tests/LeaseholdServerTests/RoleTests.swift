@@ -1,0 +1,86 @@
+import Foundation
+@testable import LeaseholdClient
+import LeaseholdCore
+import LeaseholdJournal
+import LeaseholdMessages
+import LeaseholdServer
+import LeaseholdTestSupport
+import LeaseholdWire
+import Synchronization
+import Testing
+
+/// The server's roles in cluster mode, without etcd (docs/cluster.md): a standby answers
+/// only Hello and notLeader; a leader releases nothing once its gate (the leadership
+/// deadline) closes, renewals included; standing down closes its clients' connections and
+/// makes it a standby that names the new leader.
+@Suite("Server roles: standby, leader, self-fence", .timeLimit(.minutes(1)))
+struct RoleTests {
+    final class Gate: Sendable {
+        let open = Atomic<Bool>(true)
+        var isOpen: Bool { self.open.load(ordering: .relaxed) }
+    }
+
+    static func hello(_ cluster: TestCluster) async throws -> Leasehold_V1_HelloOk {
+        let raw = try await RawConnection(cluster: cluster)
+        defer { Task { await raw.close() } }
+        try await raw.hello()
+        let response = try #require(try await raw.response(to: 1))
+        return response.helloOk
+    }
+
+    @Test("a standby says so in Hello with the leader it knows, and answers sessions and admin requests with notLeader naming it")
+    func standby() async throws {
+        let cluster = try await TestCluster.start(standby: true)
+        var hello = try await Self.hello(cluster)
+        #expect(hello.role == .standby && hello.leaderEndpoint.isEmpty)
+        cluster.server.setLeader("10.0.0.9:7420", term: 41)
+        hello = try await Self.hello(cluster)
+        #expect(hello.role == .standby && hello.leaderEndpoint == "10.0.0.9:7420" && hello.term == 41)
+        let client = try await cluster.client()
+        for attempt in [0, 1] {
+            do {
+                if attempt == 0 { _ = try await client.openSession(name: "s") } else { _ = try await client.status() }
+                Issue.record("a standby answered request \(attempt)")
+            } catch let error as LeaseholdError {
+                #expect(error.code == .notLeader && error.details.leaderEndpoint == "10.0.0.9:7420", "\(error)")
+            }
+        }
+        client.close()
+        try await cluster.stop()
+    }
+
+    @Test("a leader serves while its gate is open; once it closes, a renewal is not answered and Hello no longer says leader; standing down makes it a standby")
+    func selfFence() async throws {
+        let cluster = try await TestCluster.start(standby: true)
+        let gate = Gate()
+        let sink = InMemorySink()
+        try await cluster.server.lead(sink: sink, term: 7, gate: { gate.isOpen }, onFailure: { Issue.record("journal stopped: \($0)") })
+        #expect(cluster.server.role == .leader)
+        var hello = try await Self.hello(cluster)
+        #expect(hello.role == .leader && hello.term == 7)
+        let client = try await cluster.client("host-a")
+        let session = try await client.openSession(name: "s", ttl: .seconds(30))
+        #expect(try await session.keepAlive() > .zero)
+        let inode = try await session.createInode()
+
+        gate.open.store(false, ordering: .relaxed)
+        do {
+            let ttl = try await session.keepAlive()
+            Issue.record("a renewal was answered (\(ttl)) after the gate closed")
+        } catch {
+            // Not answered: the connection closes with notLeader instead.
+        }
+        hello = try await Self.hello(cluster)
+        #expect(hello.role == .standby, "a fenced leader does not call itself leader")
+
+        cluster.server.standDown(leader: "10.0.0.9:7420", term: 9, reason: "test")
+        #expect(cluster.server.role == .standby)
+        hello = try await Self.hello(cluster)
+        #expect(hello.role == .standby && hello.leaderEndpoint == "10.0.0.9:7420" && hello.term == 9)
+        // What the leader acknowledged is in its sink: a new leader starts from it.
+        let loaded = try #require(try await sink.load())
+        #expect(loaded.state.inodes[inode] != nil)
+        client.close()
+        try await cluster.stop()
+    }
+}
