@@ -46,6 +46,24 @@ public struct ClusterKeys: Sendable, Hashable {
         self.parts(index, term: term) + Self.padded(UInt64(k), digits: 6)
     }
 
+    /// The entries (and their parts) at or below `index`: what a checkpoint at `index`
+    /// replaces.
+    public func logRange(through index: UInt64) -> (start: String, end: String) { (self.log(0), self.log(index + 1)) }
+    public func partsRange(through index: UInt64) -> (start: String, end: String) {
+        (self.prefix + "part/" + Self.padded(0), self.prefix + "part/" + Self.padded(index + 1))
+    }
+
+    /// The latest checkpoint.
+    public var checkpoint: String { self.prefix + "checkpoint" }
+
+    /// The pieces of the checkpoint at `index`.
+    public func checkpointParts(_ index: UInt64) -> String { self.prefix + "cpart/" + Self.padded(index) + "/" }
+
+    public func checkpointPart(_ index: UInt64, _ k: Int) -> String { self.checkpointParts(index) + Self.padded(UInt64(k), digits: 6) }
+
+    /// Every checkpoint piece.
+    public var checkpointPartsAll: (start: String, end: String) { (self.prefix + "cpart/", etcdPrefixEnd(self.prefix + "cpart/")) }
+
     /// The index of a `log/` key, if it is one.
     public func index(ofLogKey key: String) -> UInt64? {
         let start = self.prefix + "log/"

@@ -106,19 +106,11 @@ public final class EtcdSink: JournalSink {
         return loaded
     }
 
-    /// The state at the head: from the start of the log, or caught up from ``startingFrom``.
+    /// The state at the head: from the checkpoint and the log, or caught up from
+    /// ``startingFrom``.
     private func read() async throws -> (LoadedState?, Int64) {
-        let reader = LogReader(client: self.client, keys: self.keys)
-        guard var state = self.startingFrom else { return try await reader.read() }
-        let head = try await reader.head()
-        guard let position = head.position, position.index >= state.position.index else {
-            throw EtcdSinkError("this node applied the log to \(state.position), past etcd's head \(head.position.map { "\($0)" } ?? "(none)"): etcd was wiped or restored")
-        }
-        try await reader.entries(after: state.position, through: position, at: head.revision) { batch in
-            for changes in batch.changeSets { state.state.apply(changes) }
-        }
-        state.position = position
-        return (state, head.modRevision)
+        let caught = try await LogReader(client: self.client, keys: self.keys).catchUp(from: self.startingFrom)
+        return (caught.state, caught.headModRevision)
     }
 
     public func snapshot(to path: String) async throws -> LogPosition {

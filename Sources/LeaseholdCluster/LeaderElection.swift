@@ -127,9 +127,15 @@ public final class LeaderElection: Sendable {
             self.keepaliveClient.keepAlive(lease: lease.id, on: self.eventLoop, timeout: timeout).whenComplete { result in
                 switch result {
                 case .success(let ttl) where ttl > 0:
-                    self.state.withLock { state in
+                    // An acknowledgement that comes after the deadline passed does not
+                    // reopen the gate: the node was fenced, and leaving a fence is a new
+                    // election (SEMANTICS.md: memory is rebuilt from the log).
+                    let late = self.state.withLock { state -> Bool in
+                        guard Self.bootTime() < state.deadline else { return true }
                         state.deadline = max(state.deadline, sent + ttl * 1_000_000_000 - Self.margin(ttl: ttl))
+                        return false
                     }
+                    if late { self.lose("the deadline passed before a keepalive of lease \(String(lease.id, radix: 16)) was acknowledged") }
                     promise.succeed()
                 case .success:
                     self.lose("etcd says lease \(String(lease.id, radix: 16)) no longer exists (it expired)")
@@ -192,14 +198,12 @@ public final class LeaderElection: Sendable {
                 self.state.withLock { $0.term = UInt64(created) }
                 return UInt64(created)
             }
-            for try await update in self.client.watch(lower.key, from: range.revision + 1) {
-                // A deletion between the read and the watch's creation may come late:
-                // look again once the watch exists.
-                if update.created {
-                    if try await self.client.range(lower.key).kvs.first?.createRevision != lower.createRevision { break }
-                    continue
-                }
-                if update.events.contains(where: { $0.kind == .delete }) { break }
+            // Wait for a change of that key, then look again; a deletion between the read
+            // and the watch's creation may come late, so look again once the watch exists,
+            // and at least once a TTL whatever the watch says.
+            let client = self.client
+            try await client.waitForChange(lower.key, after: range.revision, timeout: self.configuration.ttl) {
+                try await client.range(lower.key).kvs.first?.createRevision != lower.createRevision
             }
         }
     }

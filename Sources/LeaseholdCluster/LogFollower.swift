@@ -6,12 +6,13 @@ import LeaseholdJournal
 /// entries in index order and only committed ones. An entry is committed once its
 /// `log/<index>` key exists: the guarded transaction writes it together with the head.
 ///
-/// Lifecycle: ``catchUp(after:apply:)`` applies every entry after a position up to the
-/// head, read at one revision, and returns that revision; ``follow(after:from:apply:)``
+/// Lifecycle: ``catchUp(from:)`` brings an image up to the head, read at one revision
+/// (from the checkpoint when the entries it needs were compacted), and returns that
+/// revision; ``follow(after:from:apply:)``
 /// then watches the log from the next revision and applies each entry as it commits,
 /// until cancelled. A gap (an entry that is not the next index), an entry that does not
 /// read, or history compacted below the revision asked for throws: the standby then
-/// starts over from a load (or a snapshot, once the log it needs is gone).
+/// catches up again.
 public struct LogFollower: Sendable {
     public let client: EtcdClient
     public let keys: ClusterKeys
@@ -27,17 +28,12 @@ public struct LogFollower: Sendable {
         return (head.position, head.revision)
     }
 
-    /// Applies the entries after `position` up to the head, as etcd holds them at one
-    /// revision. - Returns: the head's position and that revision.
-    public func catchUp(after position: LogPosition, apply: (JournalBatch) throws -> Void) async throws -> (position: LogPosition, revision: Int64) {
-        let reader = LogReader(client: self.client, keys: self.keys)
-        let head = try await reader.head()
-        guard let target = head.position else { return (position, head.revision) }
-        guard target.index >= position.index else {
-            throw EtcdSinkError("this node applied the log to \(position), past etcd's head \(target): etcd was wiped or restored")
-        }
-        try await reader.entries(after: position, through: target, at: head.revision, apply)
-        return (target, head.revision)
+    /// The state at the head, read at one revision: `image` with the entries after it, or
+    /// the checkpoint and the entries after it when the log `image` needs was compacted.
+    /// - Returns: that state (`nil`: no log yet) and the revision it was read at.
+    public func catchUp(from image: LoadedState?) async throws -> (state: LoadedState?, revision: Int64) {
+        let caught = try await LogReader(client: self.client, keys: self.keys).catchUp(from: image)
+        return (caught.state, caught.revision)
     }
 
     /// Watches the log after `position` from store revision `revision` + 1 and applies

@@ -33,13 +33,63 @@ struct LogReader {
     /// - Throws: an ``EtcdError``, or an ``EtcdSinkError`` naming the entry that does not
     ///   read back (missing, out of order, unreadable, parts that do not match).
     func read() async throws -> (LoadedState?, Int64) {
+        let caught = try await self.catchUp(from: nil)
+        return (caught.state, caught.headModRevision)
+    }
+
+    /// The state at the head, all read at one revision: `base` with the entries after it
+    /// when they are all still in the log, otherwise the checkpoint with the entries after
+    /// it. - Returns: the state (`nil`: no log yet), the head's mod revision, and the store
+    /// revision it was read at.
+    func catchUp(from base: LoadedState?) async throws -> (state: LoadedState?, headModRevision: Int64, revision: Int64) {
         let head = try await self.head()
-        guard let position = head.position else { return (nil, 0) }
-        var state = PersistentState()
-        try await self.entries(after: .zero, through: position, at: head.revision) { batch in
-            for changes in batch.changeSets { state.apply(changes) }
+        guard let position = head.position else {
+            if let base, base.position != .zero {
+                throw EtcdSinkError("this node applied the log to \(base.position), but etcd holds no log: etcd was wiped or restored")
+            }
+            return (nil, 0, head.revision)
         }
-        return (LoadedState(state: state, position: position), head.modRevision)
+        let checkpoint = try await self.checkpoint(at: head.revision)
+        var state: LoadedState
+        if let base, base.position.index >= (checkpoint?.position.index ?? 0) {
+            state = base
+        } else if let checkpoint {
+            state = checkpoint
+        } else {
+            state = LoadedState(state: PersistentState(), position: .zero)
+        }
+        guard position.index >= state.position.index else {
+            throw EtcdSinkError("this node applied the log to \(state.position), past etcd's head \(position): etcd was wiped or restored")
+        }
+        try await self.entries(after: state.position, through: position, at: head.revision) { batch in
+            for changes in batch.changeSets { state.state.apply(changes) }
+        }
+        state.position = position
+        return (state, head.modRevision, head.revision)
+    }
+
+    /// The checkpoint as etcd held it at `revision`, if there is one.
+    func checkpoint(at revision: Int64) async throws -> LoadedState? {
+        guard let kv = try await self.client.range(self.keys.checkpoint, revision: revision).kvs.first else { return nil }
+        let checkpoint = try Leasehold_Cluster_V1_Checkpoint(serializedBytes: kv.value)
+        guard checkpoint.format >= 1 && checkpoint.format <= 1 else {
+            throw EtcdSinkError("the checkpoint has format \(checkpoint.format), which this version does not read (1)")
+        }
+        let prefix = self.keys.checkpointParts(checkpoint.index)
+        let range = try await self.client.range(prefix, end: etcdPrefixEnd(prefix), revision: revision)
+        let bytes = range.kvs.flatMap(\.value)
+        guard range.kvs.count == Int(checkpoint.parts.count), bytes.count == Int(checkpoint.parts.size),
+            Data(SHA256.hash(data: bytes)) == checkpoint.parts.sha256
+        else {
+            throw EtcdSinkError("the checkpoint at \(checkpoint.index) lists \(checkpoint.parts.count) parts of \(checkpoint.parts.size) bytes; etcd holds \(range.kvs.count) of \(bytes.count) bytes that do not match its digest")
+        }
+        let batch = try JournalBatch(message: try Leasehold_Journal_V1_Batch(serializedBytes: bytes))
+        guard batch.position == LogPosition(term: checkpoint.term, index: checkpoint.index) else {
+            throw EtcdSinkError("the checkpoint at \(checkpoint.term):\(checkpoint.index) holds the image of \(batch.position)")
+        }
+        var state = PersistentState()
+        for changes in batch.changeSets { state.apply(changes) }
+        return LoadedState(state: state, position: batch.position)
     }
 
     /// Calls `apply` with every batch after `start` up to `head`, in index order, as etcd

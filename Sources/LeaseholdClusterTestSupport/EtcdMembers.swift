@@ -231,8 +231,26 @@ extension FileHandle {
     }
 }
 
-/// `count` distinct free TCP ports on 127.0.0.1 (bound and released: free when returned).
+/// Ports this process handed out: never handed out twice, so that tests starting etcd
+/// members and daemons at the same time cannot pick the same port between its release
+/// here and its bind there.
+private let handedOut = Mutex<Set<Int>>([])
+
+/// `count` distinct free TCP ports on 127.0.0.1 (bound and released: free when returned),
+/// none handed out before by this process.
 public func freePorts(_ count: Int) throws -> [Int] {
+    var ports: [Int] = []
+    for _ in 0..<100 where ports.count < count {
+        for port in try boundPorts(count - ports.count) {
+            let fresh = handedOut.withLock { $0.insert(port).inserted }
+            if fresh { ports.append(port) }
+        }
+    }
+    guard ports.count == count else { throw EtcdMembersError("no \(count) fresh free ports") }
+    return ports
+}
+
+private func boundPorts(_ count: Int) throws -> [Int] {
     var sockets: [Int32] = []
     defer { for socket in sockets { close(socket) } }
     var ports: [Int] = []

@@ -170,6 +170,9 @@ public final class EtcdClient: Sendable {
                     return decoded.result?.TTL?.value ?? 0
                 }
                 .flatMapError { error -> EventLoopFuture<Int64> in
+                    if let error = error as? EtcdError, error.kind == .unavailable, !error.mayHaveWritten {
+                        return attempt(n + 1, unreachable + ["\(endpoint): \(error.message)"])
+                    }
                     if error is EtcdError { return eventLoop.makeFailedFuture(error) }
                     if Self.isConnectFailure(error) { return attempt(n + 1, unreachable + ["\(endpoint): \(error)"]) }
                     return eventLoop.makeFailedFuture(EtcdError(.uncertain, "\(endpoint)/v3/lease/keepalive: \(error)"))
@@ -221,6 +224,9 @@ public final class EtcdClient: Sendable {
             var request = HTTPClientRequest(url: endpoint + "/v3/watch")
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
+            // etcd's require-leader: a member cut off from the quorum ends the watch
+            // instead of keeping it open and silent.
+            request.headers.add(name: "Grpc-Metadata-hasleader", value: "true")
             request.body = .bytes(payload)
             let response: HTTPClientResponse
             do {
@@ -275,6 +281,29 @@ public final class EtcdClient: Sendable {
         throw EtcdError(.unreachable, unreachable.joined(separator: "; "))
     }
 
+    /// Returns once a change to `key` (or the keys up to `end`) after `revision` is seen,
+    /// once `recheck` (called when the watch exists) says a change already happened, or
+    /// after `timeout`: the caller then reads again. A watch that fails ends the wait with
+    /// its error.
+    public func waitForChange(
+        _ key: String, end: String? = nil, after revision: Int64, timeout: Duration, recheck: @escaping @Sendable () async throws -> Bool
+    ) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for try await update in self.watch(key, end: end, from: revision + 1) {
+                    if update.created {
+                        if try await recheck() { return }
+                        continue
+                    }
+                    if !update.events.isEmpty { return }
+                }
+            }
+            group.addTask { try await Task.sleep(for: timeout) }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
     // MARK: - Maintenance
 
     /// The status of the member that answers.
@@ -310,13 +339,20 @@ public final class EtcdClient: Sendable {
         let count = self.configuration.endpoints.count
         let first = self.preferred.withLock { $0 }
         var unreachable: [String] = []
+        var unavailable: EtcdError?
         for attempt in 0..<count {
             let index = (first + attempt) % count
             let endpoint = self.configuration.endpoints[index]
             do {
                 let answer = try await self.post(endpoint + path, payload, timeout: timeout ?? self.configuration.requestTimeout)
+                let decoded: Response = try Self.decode(answer, path: path)
                 if attempt > 0 { self.preferred.withLock { $0 = index } }
-                return try Self.decode(answer, path: path)
+                return decoded
+            } catch let error as EtcdError where error.kind == .unavailable && !error.mayHaveWritten {
+                // A member that answers "no leader" (cut off from the quorum) or is out of
+                // space wrote nothing: another may do better.
+                unavailable = EtcdError(.unavailable, code: error.code, "\(endpoint): \(error.message)")
+                unreachable.append("\(endpoint): \(error.message)")
             } catch let error as EtcdError {
                 throw error
             } catch where Self.isConnectFailure(error) {
@@ -325,6 +361,7 @@ public final class EtcdClient: Sendable {
                 throw EtcdError(.uncertain, "\(endpoint)\(path): \(error)")
             }
         }
+        if let unavailable { throw EtcdError(.unavailable, code: unavailable.code, unreachable.joined(separator: "; ")) }
         throw EtcdError(.unreachable, unreachable.joined(separator: "; "))
     }
 

@@ -26,10 +26,14 @@ public struct Boot: Sendable {
     /// - Throws: `RecoveryError` naming every broken invariant, the sink's loading error,
     ///   or the ``JournalFailure`` of the first tick's batch (when `options.onFailure`
     ///   returns instead of stopping the process).
+    /// - Parameter now: read once the sink is loaded: a restored state's deadlines restart
+    ///   in full from then (a takeover that reads a long log does not spend the sessions'
+    ///   TTLs on it).
     public static func open(
-        sink: any JournalSink, configuration: CoordinatorConfiguration, at now: Instant, options: Journal.Options = Journal.Options()
+        sink: any JournalSink, configuration: CoordinatorConfiguration, at now: @autoclosure () -> Instant, options: Journal.Options = Journal.Options()
     ) async throws -> Boot {
         let loaded = try await sink.load()
+        let now = now()
         var coordinator = try Self.coordinator(restoring: loaded, configuration: configuration, at: now)
         let journal = Journal(sink: sink, after: loaded?.position ?? .zero, options: options)
         let durable = await journal.commit(coordinator.tick(at: now).effects.changes)

@@ -34,6 +34,11 @@ public final class ClusterNode: Service, Sendable {
         /// What clients are told to connect to when this node leads.
         public var advertise: String
         public var leaderTTL: Duration
+        /// The leader writes a checkpoint and deletes the entries before it once this many
+        /// follow the last one (docs/cluster.md, "Compaction").
+        public var compactAfterEntries: UInt64 = 10_000
+        /// How often the leader looks.
+        public var compactionCheck: Duration = .seconds(10)
 
         public init(etcd: EtcdConfiguration, cluster: String, node: String, advertise: String, leaderTTL: Duration = .seconds(5)) {
             self.etcd = etcd
@@ -52,6 +57,8 @@ public final class ClusterNode: Service, Sendable {
         /// Resumed when the current leadership ends (lost, deposed, shutdown).
         var ended: CheckedContinuation<String, Never>?
         var endedEarly: String?
+        /// The current round's fence: reports of other rounds are ignored.
+        var fence: Fence?
         var lifecycle: Task<Void, Never>?
     }
 
@@ -138,22 +145,41 @@ public final class ClusterNode: Service, Sendable {
     /// One standby phase and, when the campaign is won, one term as leader.
     private func round() async throws {
         let follower = LogFollower(client: self.client, keys: self.keys)
-        let image = Image(self.state.withLock { $0.image } ?? LoadedState(state: PersistentState(), position: .zero))
-        let caught = try await follower.catchUp(after: image.position) { image.apply($0) }
+        let caught = try await follower.catchUp(from: self.state.withLock { $0.image })
+        let image = Image(caught.state ?? LoadedState(state: PersistentState(), position: .zero))
+        // One election per round: a fresh lease, a fresh key, a higher term. It ends with
+        // the round, however the round ends.
+        let ended = Fence()
         let election = LeaderElection(
             configuration: LeaderElection.Configuration(keys: self.keys, name: self.configuration.node, endpoint: self.configuration.advertise, ttl: self.configuration.leaderTTL),
             client: self.client, keepaliveClient: self.keepaliveClient,
-            onLost: { [self] reason in self.leadershipEnded("the election was lost: \(reason)") }
+            onLost: { [self] reason in self.leadershipEnded("the election was lost: \(reason)", fence: ended) }
         )
         try await election.start()
         self.state.withLock {
             $0.election = election
             $0.endedEarly = nil
+            $0.fence = ended
         }
+        do {
+            try await self.campaignAndLead(election, ended: ended, follower: follower, image: image, from: caught.revision)
+        } catch {
+            ended.close()
+            if self.server.role == .leader { self.server.standDown(leader: nil, term: 0, reason: "\(error)") }
+            await election.close()
+            self.state.withLock { $0.election = nil }
+            throw error
+        }
+        await election.close()
+        self.state.withLock { $0.election = nil }
+    }
+
+    /// Campaigns while following the log; once won, leads until the leadership ends.
+    private func campaignAndLead(_ election: LeaderElection, ended: Fence, follower: LogFollower, image: Image, from revision: Int64) async throws {
         // Campaign; meanwhile follow the log and tell the server who leads.
         let term = try await withThrowingTaskGroup(of: UInt64?.self) { group in
             group.addTask {
-                try await follower.follow(after: caught.position, from: caught.revision) { image.apply($0) }
+                try await follower.follow(after: image.position, from: revision) { image.apply($0) }
                 return nil
             }
             group.addTask {
@@ -167,33 +193,51 @@ public final class ClusterNode: Service, Sendable {
             }
             throw LeaderElectionError("the campaign ended without a result")
         }
-        // Takeover: apply the log to the head (the sink's load), then serve.
+        // Takeover: apply the log to the head (the sink's load), then serve. The gate
+        // closes for good the moment the leadership ends, before anything else happens.
         let key = election.key!
         let sink = EtcdSink(client: self.client, keys: self.keys, leadership: EtcdSink.Leadership(key: key, term: term), startingFrom: image.loaded)
         self.logger.notice("won the election; taking over", metadata: ["node.term": "\(term)", "log.applied": "\(image.position)"])
         try await self.server.lead(
-            sink: sink, term: term, gate: { election.isWithinDeadline },
-            onFailure: { [self] failure in self.leadershipEnded("the journal stopped: \(failure)") }
+            sink: sink, term: term, gate: { ended.isOpen && election.isWithinDeadline },
+            onFailure: { [self] failure in self.leadershipEnded("the journal stopped: \(failure)", fence: ended) }
         )
+        let compaction = Task { await self.compact(LogCompactor(client: self.client, keys: self.keys, leadership: sink.leadership!)) }
         let reason = await self.waitForEnd()
+        compaction.cancel()
         if self.state.withLock({ $0.stopping }) {
-            // A graceful shutdown: the server settled; revoking the lease lets a standby
-            // win at once.
-            await election.close()
+            // A graceful shutdown: the server settled; revoking the lease (when the round
+            // ends) lets a standby win at once.
             return
         }
+        ended.close()
         self.server.standDown(leader: nil, term: term, reason: reason)
-        await election.close()
-        self.state.withLock {
-            $0.image = nil
-            $0.election = nil
+        self.state.withLock { $0.image = nil }
+    }
+
+    /// While leading: a checkpoint every ``Configuration/compactAfterEntries`` entries.
+    private func compact(_ compactor: LogCompactor) async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: self.configuration.compactionCheck)
+                if let position = try await compactor.compact(minimumEntries: self.configuration.compactAfterEntries) {
+                    self.logger.notice("log compacted", metadata: ["log.checkpoint": "\(position)"])
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                self.logger.warning("log compaction failed; trying again later", metadata: ["error": "\(error)"])
+            }
         }
     }
 
     /// Resumes the round's wait: the leadership is over. Callable from any thread (the
-    /// journal's, the keepalive's).
-    private func leadershipEnded(_ reason: String) {
+    /// journal's, the keepalive's). The round's fence closes first, so nothing more is
+    /// released; a report about an earlier round's election changes nothing else.
+    private func leadershipEnded(_ reason: String, fence: Fence) {
+        fence.close()
         let ended = self.state.withLock { state -> CheckedContinuation<String, Never>? in
+            guard state.fence === fence else { return nil }
             guard let ended = state.ended else {
                 if state.endedEarly == nil { state.endedEarly = reason }
                 return nil
@@ -228,19 +272,21 @@ public final class ClusterNode: Service, Sendable {
             } else {
                 self.server.setLeader(nil, term: 0)
             }
-            let seen = range.kvs.map { ($0.key, $0.createRevision) }
-            for try await update in self.client.watch(prefix, end: etcdPrefixEnd(prefix), from: range.revision + 1) {
-                // A change between the read and the watch's creation may come late: look
-                // again once the watch exists.
-                if update.created {
-                    let now = try await self.client.range(prefix, end: etcdPrefixEnd(prefix))
-                    if !now.kvs.map({ ($0.key, $0.createRevision) }).elementsEqual(seen, by: ==) { break }
-                    continue
-                }
-                if !update.events.isEmpty { break }
+            let seen = range.kvs.map { "\($0.key)@\($0.createRevision)" }
+            let client = self.client
+            try await client.waitForChange(prefix, end: etcdPrefixEnd(prefix), after: range.revision, timeout: self.configuration.leaderTTL) {
+                try await client.range(prefix, end: etcdPrefixEnd(prefix)).kvs.map { "\($0.key)@\($0.createRevision)" } != seen
             }
         }
     }
+}
+
+/// Closed once a round's leadership ended: the leader's gate then stays shut whatever the
+/// clock says.
+final class Fence: Sendable {
+    private let closed = Atomic<Bool>(false)
+    func close() { self.closed.store(true, ordering: .sequentiallyConsistent) }
+    var isOpen: Bool { !self.closed.load(ordering: .sequentiallyConsistent) }
 }
 
 /// The image a standby applies the log into.

@@ -50,8 +50,8 @@ extension LeaseholdServer {
         }
         guard let previous else { return }
         self.logger.warning("no longer leading", metadata: ["node.term": "\(previous.term)", "node.reason": "\(reason)", "volume.epoch": "\(epoch)"])
-        previous.journal.abandon()
         previous.owner.abandon()
+        previous.journal.abandon()
         let message = leader.map { "this node no longer leads (\(reason)); the leader serves at \($0)" } ?? "this node no longer leads (\(reason))"
         for connection in self.connections.withLock({ Array($0.values) }) {
             connection.close(.notLeader, message)

@@ -46,13 +46,18 @@ extension LeaseholdServer {
             var response = WireResponse()
             response.snapshotCreated.name = name
             response.snapshotCreated.size = size
-            connection.send(.response(id: id, response))
+            // Through the gate: a leader whose lease ran out during the copy answers nothing.
+            serving.owner.deliver(.response(id: id, response), to: connection)
         case .failure(let error):
             connection.reply(id, .failure(LeaseholdError(code: .unavailable, message: "the snapshot failed: \(error)")))
         }
     }
 
     func readSnapshot(id: UInt64, _ connection: Connection, name: String, offset: UInt64, length: UInt32) {
+        guard let serving = self.serving else {
+            connection.reply(id, .failure(self.notLeader))
+            return
+        }
         guard connection.caller.isAdmin else {
             connection.reply(id, .failure(.permissionDenied("readSnapshot needs the admin role; '\(connection.caller.identity)' does not have it")))
             return
@@ -77,7 +82,7 @@ extension LeaseholdServer {
             response.snapshotChunk.data = data
             response.snapshotChunk.last = last
             if last { try? FileManager.default.removeItem(atPath: path) }
-            connection.send(.response(id: id, response))
+            serving.owner.deliver(.response(id: id, response), to: connection)
         } catch {
             connection.reply(id, .failure(.invalidArgument("cannot read snapshot '\(name)' at offset \(offset): \(error)")))
         }

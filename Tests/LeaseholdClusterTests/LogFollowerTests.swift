@@ -55,10 +55,12 @@ struct LogFollowerTests {
 
         let follower = LogFollower(client: sink.client, keys: sink.keys)
         let image = Image()
-        let caughtUp = try await follower.catchUp(after: .zero) { image.apply($0) }
-        #expect(caughtUp.position == journal.position)
+        let caughtUp = try await follower.catchUp(from: nil)
+        let caughtState = try #require(caughtUp.state)
+        image.value.withLock { $0 = (caughtState.state, caughtState.position) }
+        #expect(caughtState.position == journal.position)
         #expect(image.value.withLock { $0.state }.differences(from: simulation.harness.coordinator.persistentState()).isEmpty)
-        let following = Task { try await follower.follow(after: caughtUp.position, from: caughtUp.revision) { image.apply($0) } }
+        let following = Task { try await follower.follow(after: caughtState.position, from: caughtUp.revision) { image.apply($0) } }
 
         for round in 0..<3 {
             try await run(200)

@@ -24,7 +24,7 @@ struct RecallTests {
         }
     }
 
-    func setUp(recallTimeout: Duration = .milliseconds(400)) async throws -> Pair {
+    func setUp(recallTimeout: Duration = .seconds(2)) async throws -> Pair {
         let cluster = try await TestCluster.start { $0.coordinator.recallTimeout = recallTimeout }
         let holder = try await cluster.client("nic-1")
         let breaker = try await cluster.client("truncater")

@@ -42,7 +42,8 @@ struct ShutdownTests {
                 EnvelopeCodec.request(id: 10 + UInt64(index), try self.request(rawSession, SlotTag(slot: 1 + UInt32(index % 7), sequence: 1 + UInt64(index / 7)), .core(.createInode)))
             )
         }
-        try await eventually("the burst is answered or in flight") { try raw.envelopes.count >= 2 }
+        // (The Hello and openSession answers are envelopes too: wait for the burst's own.)
+        try await eventually("the burst's first requests are answered") { try raw.envelopes.response(to: 11) != nil }
         cluster.server.shutdown()
         let (envelopes, closed) = try await raw.readUntilClosed()
         #expect(closed)

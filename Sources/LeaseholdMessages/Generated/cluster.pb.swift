@@ -132,6 +132,38 @@ public nonisolated struct Leasehold_Cluster_V1_NodeInfo: Sendable {
   public init() {}
 }
 
+/// The state at a log position, the value of `checkpoint`: entries up to `index` are
+/// deleted once it is written. Its bytes (a serialized leasehold.journal.v1.Batch holding
+/// the whole image as one change set) are the concatenation of the values of
+/// `cpart/<index>/<k>` for k in 0..<parts.count.
+public nonisolated struct Leasehold_Cluster_V1_Checkpoint: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The format of this message; 1 today.
+  public var format: UInt32 = 0
+
+  public var term: UInt64 = 0
+
+  public var index: UInt64 = 0
+
+  public var parts: Leasehold_Cluster_V1_Parts {
+    get {_parts ?? Leasehold_Cluster_V1_Parts()}
+    set {_parts = newValue}
+  }
+  /// Returns true if `parts` has been explicitly set.
+  public var hasParts: Bool {self._parts != nil}
+  /// Clears the value of `parts`. Subsequent reads from it will return its default value.
+  public mutating func clearParts() {self._parts = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _parts: Leasehold_Cluster_V1_Parts? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "leasehold.cluster.v1"
@@ -318,6 +350,55 @@ nonisolated extension Leasehold_Cluster_V1_NodeInfo: SwiftProtobuf.Message, Swif
   public static func ==(lhs: Leasehold_Cluster_V1_NodeInfo, rhs: Leasehold_Cluster_V1_NodeInfo) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.endpoint != rhs.endpoint {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Leasehold_Cluster_V1_Checkpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Checkpoint"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}format\0\u{1}term\0\u{1}index\0\u{1}parts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.format) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.index) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._parts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.format != 0 {
+      try visitor.visitSingularUInt32Field(value: self.format, fieldNumber: 1)
+    }
+    if self.term != 0 {
+      try visitor.visitSingularUInt64Field(value: self.term, fieldNumber: 2)
+    }
+    if self.index != 0 {
+      try visitor.visitSingularUInt64Field(value: self.index, fieldNumber: 3)
+    }
+    try { if let v = self._parts {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Leasehold_Cluster_V1_Checkpoint, rhs: Leasehold_Cluster_V1_Checkpoint) -> Bool {
+    if lhs.format != rhs.format {return false}
+    if lhs.term != rhs.term {return false}
+    if lhs.index != rhs.index {return false}
+    if lhs._parts != rhs._parts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

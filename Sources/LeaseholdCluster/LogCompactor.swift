@@ -1,0 +1,81 @@
+import Crypto
+import Foundation
+import LeaseholdCore
+import LeaseholdEtcd
+import LeaseholdJournal
+import LeaseholdMessages
+
+/// Keeps the log bounded (docs/cluster.md, "Compaction"): the leader writes the state at
+/// a committed position as the checkpoint, deletes the entries (and their parts) it
+/// replaces in the same guarded transaction, and compacts etcd's history up to it.
+///
+/// Lifecycle of one ``compact(minimumEntries:)``: read the checkpoint and the entries
+/// after it at one revision; if at least `minimumEntries` entries follow the checkpoint,
+/// write the new image's parts, then one transaction guarded by this node's leader key
+/// puts `checkpoint` and deletes what it replaces; then etcd's `Compact` at that
+/// transaction's revision. A standby whose watch falls below the compacted revision, or
+/// whose image is behind the checkpoint, catches up from the checkpoint. A deposed leader
+/// compacts nothing: its transaction fails its compare.
+public struct LogCompactor: Sendable {
+    public let client: EtcdClient
+    public let keys: ClusterKeys
+    public let leadership: EtcdSink.Leadership
+    var partBytes = 512 << 10
+
+    public init(client: EtcdClient, keys: ClusterKeys, leadership: EtcdSink.Leadership) {
+        self.client = client
+        self.keys = keys
+        self.leadership = leadership
+    }
+
+    /// - Returns: the position of the checkpoint written, `nil` when fewer than
+    ///   `minimumEntries` entries follow the current one.
+    /// - Throws: an ``EtcdError``, an ``EtcdSinkError`` (the log does not read back), or a
+    ///   ``LeaderElectionError`` when this node no longer leads.
+    @discardableResult
+    public func compact(minimumEntries: UInt64) async throws -> LogPosition? {
+        let reader = LogReader(client: self.client, keys: self.keys)
+        let head = try await reader.head()
+        guard let headPosition = head.position else { return nil }
+        let current = try await self.client.range(self.keys.checkpoint, revision: head.revision).kvs.first
+            .map { try Leasehold_Cluster_V1_Checkpoint(serializedBytes: $0.value) }
+        guard headPosition.index >= (current?.index ?? 0) + minimumEntries else { return nil }
+        let caught = try await reader.catchUp(from: nil)
+        guard let image = caught.state else { return nil }
+
+        let bytes = try JournalBatch(position: image.position, changeSets: [image.state.changeSet]).message.serializedBytes() as [UInt8]
+        let guardLeader = EtcdCompare.createRevision(self.leadership.key, equals: Int64(self.leadership.term))
+        var count = 0
+        var offset = 0
+        while offset < bytes.count || count == 0 {
+            let end = min(offset + self.partBytes, bytes.count)
+            let key = self.keys.checkpointPart(image.position.index, count)
+            let result = try await self.client.txn([guardLeader], success: [.put(key, Array(bytes[offset..<end]))], failure: [])
+            guard result.succeeded else { throw LeaderElectionError("no longer the leader of term \(self.leadership.term): compaction stopped") }
+            offset = end
+            count += 1
+        }
+        var checkpoint = Leasehold_Cluster_V1_Checkpoint()
+        checkpoint.format = 1
+        checkpoint.term = image.position.term
+        checkpoint.index = image.position.index
+        checkpoint.parts.count = UInt32(count)
+        checkpoint.parts.size = UInt64(bytes.count)
+        checkpoint.parts.sha256 = Data(SHA256.hash(data: bytes))
+        let log = self.keys.logRange(through: image.position.index)
+        let parts = self.keys.partsRange(through: image.position.index)
+        var operations: [EtcdOperation] = [
+            .put(self.keys.checkpoint, try checkpoint.serializedBytes()), .delete(log.start, end: log.end), .delete(parts.start, end: parts.end),
+        ]
+        // Every other checkpoint's parts: the one replaced, and any an interrupted attempt
+        // left behind.
+        let all = self.keys.checkpointPartsAll
+        let mine = self.keys.checkpointParts(image.position.index)
+        operations.append(.delete(all.start, end: mine))
+        operations.append(.delete(etcdPrefixEnd(mine), end: all.end))
+        let result = try await self.client.txn([guardLeader], success: operations, failure: [])
+        guard result.succeeded else { throw LeaderElectionError("no longer the leader of term \(self.leadership.term): compaction stopped") }
+        try await self.client.compact(revision: result.revision)
+        return image.position
+    }
+}

@@ -1,0 +1,82 @@
+import LeaseholdCluster
+import LeaseholdClusterTestSupport
+import LeaseholdCore
+import LeaseholdEtcd
+import LeaseholdJournal
+import LeaseholdTestSupport
+import Testing
+
+/// Compaction (docs/cluster.md): a checkpoint replaces the entries before it, in one
+/// guarded transaction, and etcd's history is compacted; the state loads the same from the
+/// checkpoint and the entries after it, a standby behind the checkpoint catches up from it,
+/// and a deposed leader compacts nothing.
+@Suite("Log compaction", .serialized, .enabled(if: EtcdMembers.isInstalled || requireEtcd()))
+struct LogCompactorTests {
+    @Test("a checkpoint replaces the entries before it; loading, and catching up from behind it, give the same state; etcd's history below it is gone")
+    func compacts() async throws {
+        let sink = try await EtcdTestCluster.leaderSink()
+        let term = sink.leadership!.term
+        var simulation = Simulation(seed: 17)
+        simulation.keepsChanges = true
+        var options = Journal.Options()
+        options.term = term
+        options.onFailure = { Issue.record("journal stopped: \($0)") }
+        let journal = Journal(sink: sink, after: .zero, options: options)
+        await journal.commit(simulation.harness.persisted.changeSet)
+        func run(_ steps: Int) async throws {
+            let start = simulation
+            let (after, changes) = try await onOwnThread { () -> (Simulation, [ChangeSet]) in
+                var simulation = start
+                var changes: [ChangeSet] = []
+                for _ in 0..<steps {
+                    simulation.step()
+                    changes += simulation.takeChanges()
+                }
+                return (simulation, changes)
+            }
+            simulation = after
+            for changes in changes { await journal.commit(changes) }
+        }
+        try await run(60)
+        let follower = LogFollower(client: sink.client, keys: sink.keys)
+        let behind = try #require(try await follower.catchUp(from: nil).state)
+        let oldRevision = try await sink.client.status().revision
+
+        try await run(60)
+        let compactor = LogCompactor(client: sink.client, keys: sink.keys, leadership: sink.leadership!)
+        #expect(try await compactor.compact(minimumEntries: 1_000_000) == nil, "too few entries: nothing done")
+        let checkpoint = try #require(try await compactor.compact(minimumEntries: 10))
+        #expect(checkpoint == journal.position)
+        let left = try await sink.client.range(sink.keys.log(0), end: sink.keys.logEnd, keysOnly: true)
+        #expect(left.kvs.isEmpty, "entries up to the checkpoint are deleted: \(left.kvs.count) left")
+        do {
+            _ = try await sink.client.range(sink.keys.head, revision: oldRevision)
+            Issue.record("a read below the compacted revision succeeded")
+        } catch let error as EtcdError {
+            #expect(error.isCompacted, "\(error)")
+        }
+
+        // More entries after the checkpoint; every way of reading gives the live state.
+        try await run(60)
+        let expected = simulation.harness.coordinator.persistentState()
+        let loaded = try #require(try await EtcdSink(client: sink.client, keys: sink.keys, leadership: nil).load())
+        #expect(loaded.position == journal.position)
+        #expect(loaded.state.differences(from: expected).isEmpty, "\(loaded.state.differences(from: expected).prefix(3))")
+        let caught = try #require(try await follower.catchUp(from: behind).state)
+        #expect(caught.state.differences(from: expected).isEmpty, "a standby behind the checkpoint catches up from it")
+
+        // A second checkpoint replaces the first one's parts too.
+        #expect(try await compactor.compact(minimumEntries: 10) == journal.position)
+        let pieces = try await sink.client.range(sink.keys.checkpointPartsAll.start, end: sink.keys.checkpointPartsAll.end, keysOnly: true)
+        #expect(pieces.kvs.allSatisfy { $0.key.hasPrefix(sink.keys.checkpointParts(journal.position.index)) })
+
+        // Deposed: the lease ends; compaction refuses.
+        try await run(20)
+        journal.close()
+        let leader = try #require(try await sink.client.range(sink.leadership!.key).kvs.first)
+        try await sink.client.revoke(lease: leader.lease)
+        await #expect(throws: LeaderElectionError.self) { try await compactor.compact(minimumEntries: 1) }
+        #expect(simulation.problems.isEmpty)
+        try await sink.client.delete(sink.keys.all.start, end: sink.keys.all.end)
+    }
+}
