@@ -202,6 +202,9 @@ public final class ClusterNode: Service, Sendable {
             sink: sink, term: term, gate: { ended.isOpen && election.isWithinDeadline },
             onFailure: { [self] failure in self.leadershipEnded("the journal stopped: \(failure)", fence: ended) }
         )
+        // Graceful handover: once the server settled, revoke the lease at once so that a
+        // standby wins now, not after the connections drained.
+        self.server.whenSettled { await election.close() }
         let compaction = Task { await self.compact(LogCompactor(client: self.client, keys: self.keys, leadership: sink.leadership!)) }
         let reason = await self.waitForEnd()
         compaction.cancel()

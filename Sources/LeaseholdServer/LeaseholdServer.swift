@@ -60,6 +60,9 @@ public final class LeaseholdServer: Service, Sendable {
     let connectionCounter = Atomic<UInt64>(0)
     let snapshotCounter = Atomic<UInt64>(0)
     let metricsEndpoint: MetricsEndpoint?
+    /// Runs once a graceful shutdown has settled: no more requests run, everything released
+    /// is durable and queued to its connection (cluster mode: resign here).
+    let settled = Mutex<(@Sendable () async -> Void)?>(nil)
 
     /// The port the server listens on (useful when configured with port 0).
     public let localPort: Int
@@ -219,6 +222,7 @@ public final class LeaseholdServer: Service, Sendable {
                 self.logger.notice("shutting down: answering in-flight requests")
                 self.metricsEndpoint?.close()
                 await self.owner?.shutDown()
+                if let settled = self.settled.withLock({ $0 }) { await settled() }
                 let open = self.connections.withLock { Array($0.values) }
                 for connection in open { connection.close(.shuttingDown, "the server is shutting down") }
                 // Channels without a connection (handshake, no Hello yet) close now; a
@@ -242,6 +246,12 @@ public final class LeaseholdServer: Service, Sendable {
         }
         try await self.group.shutdownGracefully()
         self.logger.notice("stopped")
+    }
+
+    /// Sets what runs once a graceful shutdown has settled: after the last commit's replies
+    /// are queued, before the connections close and drain.
+    public func whenSettled(_ body: @escaping @Sendable () async -> Void) {
+        self.settled.withLock { $0 = body }
     }
 
     /// Starts a graceful shutdown: stops accepting connections; ``run()`` then drains
