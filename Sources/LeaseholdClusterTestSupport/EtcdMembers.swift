@@ -185,8 +185,10 @@ public final class EtcdMembers: Sendable {
         try? FileManager.default.removeItem(atPath: self.directory)
     }
 
-    /// Waits until every running member answers `/health`.
-    public func waitUntilHealthy(timeout: Duration = .seconds(30), client tls: TLSConfiguration? = nil) async throws {
+    /// Waits until every running member answers a status request. The deadline is long:
+    /// the first half minute of a full `swift test` on two cores can leave the test's
+    /// threads almost no CPU (docs/cluster.md, "Noticed").
+    public func waitUntilHealthy(timeout: Duration = .seconds(120), client tls: TLSConfiguration? = nil) async throws {
         let deadline = ContinuousClock.now + timeout
         let running = self.members.indices.filter { self.pid($0) != nil }
         for index in running {
