@@ -51,6 +51,18 @@ struct EtcdSinkTests {
         return completions.outcomes.withLock { $0 }
     }
 
+    /// A sink that leads a fresh cluster through a TCP relay to the shared member (which a
+    /// test then cuts or silences), with its first batch durable.
+    static func leadThroughProxy(_ members: EtcdMembers) async throws -> (FaultProxy, EtcdSink) {
+        let proxy = try await FaultProxy.start(to: members.members[0].clientPort)
+        let client = EtcdClient(EtcdConfiguration(endpoints: ["http://127.0.0.1:\(proxy.port)"], requestTimeout: .seconds(2)))
+        let keys = ClusterKeys(cluster: EtcdTestCluster.freshName())
+        let (_, leadership) = try await EtcdTestCluster.lead(keys, client: client)
+        let sink = EtcdSink(client: client, keys: keys, leadership: leadership)
+        #expect(await Self.outcome(sink, Self.initial(term: leadership.term)).isDurable)
+        return (proxy, sink)
+    }
+
     static func initial(term: UInt64) -> JournalBatch {
         JournalBatch(position: LogPosition(term: term, index: 1), changeSets: [Simulation(seed: 5).harness.persisted.changeSet])
     }
@@ -156,13 +168,8 @@ struct EtcdSinkTests {
     @Test("a write whose answer is lost is unknown; sent again it settles as durable by reading, written once")
     func lostAnswer() async throws {
         let members = try await EtcdMembers.shared()
-        let port = try #require(Int(members.endpoints[0].split(separator: ":").last!))
-        let proxy = try await FaultProxy.start(to: port)
-        let client = EtcdClient(EtcdConfiguration(endpoints: ["http://127.0.0.1:\(proxy.port)"], requestTimeout: .seconds(2)))
-        let keys = ClusterKeys(cluster: EtcdTestCluster.freshName())
-        let (_, leadership) = try await EtcdTestCluster.lead(keys, client: client)
-        let sink = EtcdSink(client: client, keys: keys, leadership: leadership)
-        #expect(await Self.outcome(sink, Self.initial(term: leadership.term)).isDurable)
+        let (proxy, sink) = try await Self.leadThroughProxy(members)
+        let (client, keys, leadership) = (sink.client, sink.keys, sink.leadership!)
         let batches = Self.batches(after: LogPosition(term: leadership.term, index: 1), term: leadership.term, count: 2)
 
         proxy.swallowReplies(true)
@@ -191,13 +198,8 @@ struct EtcdSinkTests {
     @Test("while etcd cannot be reached a batch is unavailable and nothing is written; it goes through once etcd is back")
     func unreachable() async throws {
         let members = try await EtcdMembers.shared()
-        let port = try #require(Int(members.endpoints[0].split(separator: ":").last!))
-        let proxy = try await FaultProxy.start(to: port)
-        let client = EtcdClient(EtcdConfiguration(endpoints: ["http://127.0.0.1:\(proxy.port)"], requestTimeout: .seconds(2)))
-        let keys = ClusterKeys(cluster: EtcdTestCluster.freshName())
-        let (_, leadership) = try await EtcdTestCluster.lead(keys, client: client)
-        let sink = EtcdSink(client: client, keys: keys, leadership: leadership)
-        #expect(await Self.outcome(sink, Self.initial(term: leadership.term)).isDurable)
+        let (proxy, sink) = try await Self.leadThroughProxy(members)
+        let (client, keys, leadership) = (sink.client, sink.keys, sink.leadership!)
         let batch = Self.batches(after: LogPosition(term: leadership.term, index: 1), term: leadership.term, count: 1)[0]
         proxy.refuse(true)
         proxy.cutAll()

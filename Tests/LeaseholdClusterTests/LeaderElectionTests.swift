@@ -60,7 +60,7 @@ struct LeaderElectionTests {
     @Test("a leader whose keepalives stop is fenced by its deadline while its key still exists, then loses; the next leader's term is higher and the old term's writes are deposed")
     func keepalivesStop() async throws {
         let members = try await EtcdMembers.shared()
-        let port = try #require(Int(members.endpoints[0].split(separator: ":").last!))
+        let port = members.members[0].clientPort
         let proxy = try await FaultProxy.start(to: port)
         let client = EtcdTestCluster.client(members)
         let blocked = EtcdClient(

@@ -14,35 +14,14 @@ import Testing
 struct LogCompactorTests {
     @Test("a checkpoint replaces the entries before it; loading, and catching up from behind it, give the same state; etcd's history below it is gone")
     func compacts() async throws {
-        let sink = try await EtcdTestCluster.leaderSink()
-        let term = sink.leadership!.term
-        var simulation = Simulation(seed: 17)
-        simulation.keepsChanges = true
-        var options = Journal.Options()
-        options.term = term
-        options.onFailure = { Issue.record("journal stopped: \($0)") }
-        let journal = Journal(sink: sink, after: .zero, options: options)
-        await journal.commit(simulation.harness.persisted.changeSet)
-        func run(_ steps: Int) async throws {
-            let start = simulation
-            let (after, changes) = try await onOwnThread { () -> (Simulation, [ChangeSet]) in
-                var simulation = start
-                var changes: [ChangeSet] = []
-                for _ in 0..<steps {
-                    simulation.step()
-                    changes += simulation.takeChanges()
-                }
-                return (simulation, changes)
-            }
-            simulation = after
-            for changes in changes { await journal.commit(changes) }
-        }
-        try await run(60)
+        var leader = try await SimulatedLeader.start(seed: 17)
+        let (sink, journal) = (leader.sink, leader.journal)
+        try await leader.run(60, batchEach: true)
         let follower = LogFollower(client: sink.client, keys: sink.keys)
         let behind = try #require(try await follower.catchUp(from: nil).state)
         let oldRevision = try await sink.client.status().revision
 
-        try await run(60)
+        try await leader.run(60, batchEach: true)
         let compactor = LogCompactor(client: sink.client, keys: sink.keys, leadership: sink.leadership!)
         #expect(try await compactor.compact(minimumEntries: 1_000_000) == nil, "too few entries: nothing done")
         let checkpoint = try #require(try await compactor.compact(minimumEntries: 10))
@@ -57,8 +36,8 @@ struct LogCompactorTests {
         }
 
         // More entries after the checkpoint; every way of reading gives the live state.
-        try await run(60)
-        let expected = simulation.harness.coordinator.persistentState()
+        try await leader.run(60, batchEach: true)
+        let expected = leader.expected
         let loaded = try #require(try await EtcdSink(client: sink.client, keys: sink.keys, leadership: nil).load())
         #expect(loaded.position == journal.position)
         #expect(loaded.state.differences(from: expected).isEmpty, "\(loaded.state.differences(from: expected).prefix(3))")
@@ -71,12 +50,12 @@ struct LogCompactorTests {
         #expect(pieces.kvs.allSatisfy { $0.key.hasPrefix(sink.keys.checkpointParts(journal.position.index)) })
 
         // Deposed: the lease ends; compaction refuses.
-        try await run(20)
+        try await leader.run(20, batchEach: true)
         journal.close()
-        let leader = try #require(try await sink.client.range(sink.leadership!.key).kvs.first)
-        try await sink.client.revoke(lease: leader.lease)
+        let leaderKey = try #require(try await sink.client.range(sink.leadership!.key).kvs.first)
+        try await sink.client.revoke(lease: leaderKey.lease)
         await #expect(throws: LeaderElectionError.self) { try await compactor.compact(minimumEntries: 1) }
-        #expect(simulation.problems.isEmpty)
+        #expect(leader.simulation.problems.isEmpty)
         try await sink.client.delete(sink.keys.all.start, end: sink.keys.all.end)
     }
 }

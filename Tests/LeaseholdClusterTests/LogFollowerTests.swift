@@ -25,33 +25,10 @@ struct LogFollowerTests {
     @Test("catching up and then following the log gives the leader's image at every head", arguments: TestSeed.seeds(default: [31]))
     func follows(seed: UInt64) async throws {
         print(TestSeed.replayHint(seed: seed, test: "LogFollowerTests"))
-        let sink = try await EtcdTestCluster.leaderSink()
-        let term = sink.leadership!.term
-        var simulation = Simulation(seed: seed)
-        simulation.keepsChanges = true
-        var options = Journal.Options()
-        options.term = term
-        options.onFailure = { Issue.record("journal stopped: \($0)") }
-        let journal = Journal(sink: sink, after: .zero, options: options)
-        await journal.commit(simulation.harness.persisted.changeSet)
+        var leader = try await SimulatedLeader.start(seed: seed)
+        let (sink, journal) = (leader.sink, leader.journal)
         // Half the run before the follower starts: it catches up on that, then follows.
-        func run(_ steps: Int) async throws {
-            let start = simulation
-            let (after, changes) = try await onOwnThread { () -> (Simulation, [ChangeSet]) in
-                var simulation = start
-                var changes: [ChangeSet] = []
-                for _ in 0..<steps {
-                    simulation.step()
-                    changes += simulation.takeChanges()
-                }
-                return (simulation, changes)
-            }
-            simulation = after
-            var last: UInt64?
-            for changes in changes { last = journal.enqueue(changes) }
-            if let last { await journal.waitUntilDurable(last) }
-        }
-        try await run(300)
+        try await leader.run(300)
 
         let follower = LogFollower(client: sink.client, keys: sink.keys)
         let image = Image()
@@ -59,17 +36,17 @@ struct LogFollowerTests {
         let caughtState = try #require(caughtUp.state)
         image.value.withLock { $0 = (caughtState.state, caughtState.position) }
         #expect(caughtState.position == journal.position)
-        #expect(image.value.withLock { $0.state }.differences(from: simulation.harness.coordinator.persistentState()).isEmpty)
+        #expect(image.value.withLock { $0.state }.differences(from: leader.expected).isEmpty)
         let following = Task { try await follower.follow(after: caughtState.position, from: caughtUp.revision) { image.apply($0) } }
 
         for round in 0..<3 {
-            try await run(200)
+            try await leader.run(200)
             let head = journal.position
             try await eventually("the follower applies up to \(head)", timeout: .seconds(20)) { image.value.withLock { $0.position } == head }
-            let differences = image.value.withLock { $0.state }.differences(from: simulation.harness.coordinator.persistentState())
+            let differences = image.value.withLock { $0.state }.differences(from: leader.expected)
             #expect(differences.isEmpty, "seed \(seed) round \(round): \(differences.prefix(3))")
         }
-        #expect(simulation.problems.isEmpty, "\(simulation.problems.prefix(3))")
+        #expect(leader.simulation.problems.isEmpty, "\(leader.simulation.problems.prefix(3))")
         following.cancel()
         journal.close()
         try await sink.client.delete(sink.keys.all.start, end: sink.keys.all.end)

@@ -149,7 +149,7 @@ struct ClusterNodeTests {
     @Test("a leader cut off from etcd stops answering and stands down; the standby takes over with everything the leader acknowledged")
     func partitionedLeader() async throws {
         let members = try await EtcdMembers.shared()
-        let port = try #require(Int(members.endpoints[0].split(separator: ":").last!))
+        let port = members.members[0].clientPort
         let proxyA = try await FaultProxy.start(to: port)
         let proxyB = try await FaultProxy.start(to: port)
         let cluster = EtcdTestCluster.freshName()
