@@ -184,9 +184,11 @@ struct EtcdSinkTests {
         let direct = EtcdTestCluster.client(members)
         let head = try Leasehold_Cluster_V1_LogHead(serializedBytes: try #require(try await direct.range(keys.head).kvs.first).value)
         #expect(head.index == 2)
-        let revision = try await direct.status().revision
+        // This cluster's keys, not the shared member's revision: other tests write there.
+        let written = try await direct.range(keys.prefix, end: etcdPrefixEnd(keys.prefix)).kvs.map { "\($0.key)@\($0.modRevision)" }
         #expect(await Self.outcome(sink, batches[0]).isDurable, "the resend settles by reading")
-        #expect(try await direct.status().revision == revision, "the resend wrote nothing")
+        let after = try await direct.range(keys.prefix, end: etcdPrefixEnd(keys.prefix)).kvs.map { "\($0.key)@\($0.modRevision)" }
+        #expect(after == written, "the resend wrote nothing")
         #expect(await Self.outcome(sink, batches[1]).isDurable)
         let loaded = try #require(try await sink.load())
         #expect(loaded.position == batches[1].position)
