@@ -14,8 +14,7 @@ import Synchronization
 /// session is attached to, which connection waits for which slot, who follows the fence
 /// feed and the event stream) lives under the same lock, so it changes in step order too.
 /// Everything else a step asks for is collected as plain ``Action`` values and run after
-/// the lock is released: immediate replies, recalls (advisory, they go out at once),
-/// closing a superseded connection, scheduling the next tick, metrics. Sending is only
+/// the lock is released: immediate answers (renewals, refusals), closing a superseded connection, scheduling the next tick, metrics. Sending is only
 /// queueing a ``ServerMessage`` in a connection's outbox; encoding happens on the
 /// connection's event loop (the model is postgres-nio's
 /// `ConnectionPool.modifyStateAndRunActions`).
@@ -55,7 +54,7 @@ final class CoordinatorOwner: Sendable {
 
     /// Work a step asks for outside the lock, in order.
     enum Action {
-        /// A frame to send now: an immediate reply or a recall.
+        /// A frame to send now: an immediate answer.
         case send(Connection, ServerMessage)
         /// A connection whose session was resumed elsewhere.
         case close(Connection, Leasehold_V1_Closing.Reason, String)
@@ -379,18 +378,13 @@ final class CoordinatorOwner: Sendable {
 
     // MARK: - Effects
 
-    /// Routes a step's effects: recalls now, the rest for after the commit.
+    /// Routes a step's effects, all of them for after the commit (``Effects``).
     func collect(_ output: Output, replyTo destination: (Connection, UInt64)?, _ state: inout State, _ step: inout Step) {
         let effects = output.effects
         step.changes.rows.append(contentsOf: effects.changes.rows)
         if self.metrics != nil, !effects.observations.isEmpty { step.actions.append(.observe(effects.observations)) }
         if let destination, let reply = output.reply {
             step.releases.append((destination.0, .reply(id: destination.1, reply)))
-        }
-        for recall in effects.recalls {
-            if let connection = state.sessionConnections[recall.session] {
-                step.actions.append(.send(connection, .sessionPush(recall.push, recall.session)))
-            }
         }
         for completion in effects.completions {
             let key = WaitKey(session: completion.session, slot: completion.tag.slot, sequence: completion.tag.sequence)

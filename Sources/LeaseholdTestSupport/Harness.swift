@@ -156,7 +156,7 @@ public struct Harness: Sendable {
     private mutating func record(_ output: Output, step: String) {
         self.steps += 1
         self.lastOutput = output
-        for push in output.effects.recalls + output.effects.pushes {
+        for push in output.effects.pushes {
             self.pushes[push.session, default: []].append(push.push)
         }
         for completion in output.effects.completions {

@@ -15,9 +15,14 @@ struct RecallTests {
         let layout = try h.layoutGet(in: a, inode, [h.blocks(0, 8)])
         #expect(layout.extents.map(\.state) == [.unwritten])
         let pending = try h.begin(.truncate(inode, size: 0, policy: .busy, expectedGeneration: nil), in: b)
-        // The recall went out at once, as an advisory push (not held back for a commit).
-        let recalls = h.lastOutput!.effects.recalls
+        // The recall is a push of the step, released with its commit, and the step's change
+        // set carries the numbers it used (the recall row, the counters and the holder's
+        // last push number), so nothing numbered leaves ahead of the log.
+        let output = h.lastOutput!
+        let recalls = output.effects.pushes
         #expect(recalls.count == 1)
+        #expect(output.effects.changes.rows.contains { if case .counters(let counters) = $0 { counters.lastRecall >= 1 } else { false } })
+        #expect(output.effects.changes.rows.contains { if case .session(let id, let record?) = $0 { id == a && record.lastPush == recalls.first?.push.number } else { false } })
         guard case .layoutRecall(let notice)? = recalls.first?.push.body else {
             Issue.record("no layout recall")
             return

@@ -116,6 +116,61 @@ struct CrashAndRaceTests {
         await daemon.stop()
     }
 
+    @Test("the daemon killed with SIGKILL as soon as a holder has a recall: after the restart the next recall reaches the holder and is answered")
+    func recallAcrossKill() async throws {
+        // Recall deadlines of 10 s: the holder must answer after the restart on a loaded machine.
+        let daemon = try await Daemon(["--recall-timeout", "10s"])
+        do {
+            let holder = try await daemon.client("nic-1")
+            let breaker = try await daemon.client("truncater")
+            let held = try await holder.openSession(name: "holder", ttl: .seconds(20))
+            let breaking = try await breaker.openSession(name: "breaker", ttl: .seconds(20))
+            let recalls = Mutex<[LayoutRecall]>([])
+            let listening = Task {
+                for await event in held.events {
+                    if case .layoutRecall(let recall) = event { recalls.withLock { $0.append(recall) } }
+                }
+            }
+            let inode = try await breaking.createInode()
+            _ = try await breaking.allocate(inode, self.bytes(0, 8))
+            let layout = try await held.layoutGet(inode, ranges: [self.bytes(0, 8)], iomode: .readWrite)
+
+            let first = Task { try await breaking.truncate(inode, size: 6 * self.block) }
+            try await eventually("the first recall", timeout: .seconds(30)) { recalls.withLock { $0.count } == 1 }
+            await daemon.kill()
+            try await daemon.start(port: daemon.port)
+            // The holder answers the recall it got before the kill (its session resumes); the
+            // truncate, retried with its slot and sequence, then commits.
+            try await recalls.withLock { $0[0] }.returnLayout()
+            _ = try await first.value
+
+            // (The restart pushed the outstanding recall again, under a new push number; the
+            // next recall is the first with another recall id.)
+            let before = recalls.withLock { $0[0] }
+            let second = Task { try await breaking.truncate(inode, size: 4 * self.block) }
+            var found: LayoutRecall?
+            try await eventually("the next recall reaches the holder", timeout: .seconds(30)) {
+                found = recalls.withLock { $0.first { $0.notice.recall != before.notice.recall } }
+                return found != nil
+            }
+            let next = try #require(found)
+            #expect(next.notice.recall > before.notice.recall)
+            #expect(next.notice.range == BlockRange(start: 4, end: 6))
+            try await next.returnLayout()
+            let change = try await second.value
+            #expect(change.returnedLayouts == [layout.stateID.id])
+            #expect(change.evictedSessions.isEmpty)
+            #expect(held.leaseState == .active)
+            listening.cancel()
+            holder.close()
+            breaker.close()
+        } catch {
+            await daemon.stop()
+            throw error
+        }
+        await daemon.stop()
+    }
+
     @Test("a race: clients truncating, punching, allocating and pinning overlapping ranges; then check is clean and blocks add up")
     func race() async throws {
         let daemon = try await Daemon()

@@ -1,6 +1,8 @@
 import Foundation
 @testable import LeaseholdClient
 import LeaseholdCore
+import LeaseholdTestSupport
+import Synchronization
 import Testing
 
 /// Layout recalls across two clients: answered, prolonged once, and ignored until the
@@ -95,5 +97,66 @@ struct RecallTests {
         let error = await #expect(throws: LeaseholdError.self) { _ = try await pair.held.createInode() }
         #expect(error?.code == .fenced)
         try await pair.stop()
+    }
+
+    @Test("a recall leaves only once its step is durable: lost with its batch, the next leader's recall has higher numbers and is answered")
+    func recallWaitsForCommit() async throws {
+        let cluster = try await TestCluster.start(standby: true)
+        let sink = HoldingSink()
+        let failures = Mutex<[String]>([])
+        let lead: @Sendable (UInt64) async throws -> Void = { term in
+            try await cluster.server.lead(sink: sink, term: term, gate: { true }, onFailure: { failure in failures.withLock { $0.append("\(failure)") } })
+        }
+        try await lead(1)
+        // Reconnecting slowly, so that both clients come back after the new term began
+        // (this test is not about a client that reaches a standby).
+        let slow: (inout ClientConfiguration) -> Void = { $0.reconnectBackoff = (.seconds(1), .seconds(1)) }
+        let holder = try await cluster.client("nic-1", slow)
+        let breaker = try await cluster.client("truncater", slow)
+        let held = try await holder.openSession(name: "holder", ttl: .seconds(20))
+        let breaking = try await breaker.openSession(name: "breaker", ttl: .seconds(20))
+        let events = EventLog(held)
+        let inode = try await breaking.createInode()
+        _ = try await breaking.allocate(inode, ByteRange(offset: 0, length: 8 * 4_096))
+        let layout = try await held.layoutGet(inode, ranges: [ByteRange(offset: 0, length: 8 * 4_096)], iomode: .readWrite)
+        let recalls: @Sendable () -> [LayoutRecall] = {
+            events.all.compactMap { event in
+                if case .layoutRecall(let recall) = event { return recall }
+                return nil
+            }
+        }
+
+        // A first recall, answered: the numbers the holder has seen.
+        async let first = breaking.truncate(inode, size: 6 * 4_096)
+        try await eventually("the first recall") { recalls().count == 1 }
+        try await recalls()[0].returnLayout()
+        _ = try await first
+        let seen = recalls()[0].notice.recall
+
+        // The second recall's step is never durable: its batch is held, then lost.
+        sink.hold()
+        let lost = Task { try await breaking.truncate(inode, size: 4 * 4_096) }
+        try await eventually("the truncate's step reached the sink") { sink.heldCount >= 1 }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(recalls().count == 1, "a recall left before its step was durable")
+        sink.loseHeld()
+        try await eventually("the journal stopped") { !failures.withLock { $0 }.isEmpty }
+        cluster.server.standDown(leader: nil, term: 1, reason: "test: the node was lost")
+        try await lead(2)
+
+        // Both clients resume on the new term; the truncate is retried with its slot and
+        // sequence, and its recall reaches the holder with a fresh recall id.
+        try await eventually("the recall of the retried truncate", timeout: .seconds(20)) { recalls().count == 2 }
+        let again = recalls()[1]
+        #expect(again.notice.recall > seen)
+        #expect(again.notice.stateID.id == layout.stateID.id)
+        try await again.returnLayout()
+        let change = try await lost.value
+        #expect(change.returnedLayouts == [layout.stateID.id])
+        #expect(change.evictedSessions.isEmpty)
+        #expect(held.leaseState == .active)
+        holder.close()
+        breaker.close()
+        try await cluster.stop()
     }
 }

@@ -154,8 +154,8 @@ extension Coordinator {
         return true
     }
 
-    /// Numbers a push, keeps it until acknowledged, and hands it to the edge: recalls at
-    /// once, everything else after the commit.
+    /// Numbers a push, keeps it until acknowledged, and hands it to the edge, which sends
+    /// it once the step is durable (``Effects``).
     mutating func push(_ body: PushBody, to id: SessionID) {
         guard self.sessions[id] != nil else { return }
         let backlog = self.configuration.maxPushBacklog
@@ -167,12 +167,7 @@ extension Coordinator {
             return push
         }!
         self.dirty.sessions.insert(id)
-        switch body {
-        case .layoutRecall, .pinRecall:
-            self.step.effects.recalls.append(SessionPush(session: id, push: push))
-        case .fenced, .sessionExpiring:
-            self.step.effects.pushes.append(SessionPush(session: id, push: push))
-        }
+        self.step.effects.pushes.append(SessionPush(session: id, push: push))
     }
 
     /// Removes the session record and its slots; pins and layouts must be gone already.

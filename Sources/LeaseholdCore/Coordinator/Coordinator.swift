@@ -7,8 +7,8 @@ import DequeModule
 /// (for `handle`) and ``Effects`` as plain values: the change set to persist, pushes,
 /// completed waiters, new fences, events and the next deadline. It never sleeps, never
 /// reads a clock and never does I/O; time is the `at:` argument. The edge (server)
-/// persists the change set and only then releases replies, completions, pushes other
-/// than recalls, fences and events.
+/// persists the change set and only then releases replies, completions, pushes, fences
+/// and events.
 ///
 /// The domain lives in extensions by concern: sessions, slots (exactly-once), inodes,
 /// pins, breaks (truncate/punch/delete/allocate), layouts and recalls, eviction and

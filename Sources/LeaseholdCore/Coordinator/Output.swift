@@ -22,15 +22,17 @@ public struct Completion: Hashable, Sendable {
 
 /// Everything a step asks the edges to do, as plain values.
 ///
-/// Order of release: `recalls` go out at once (they are advisory). Everything else goes
-/// out only after `changes` is durable: the reply, `completions`, `pushes`, `fences` and
-/// `events`.
+/// Order of release: everything goes out only after `changes` is durable: the reply,
+/// `completions`, `pushes` (recalls included), `fences` and `events`. Nothing numbered
+/// (an id, a recall id, a push number, a fence revision) leaves before the step that
+/// numbered it is durable, so a restart or a takeover that reloads the counters from the
+/// log always numbers above everything a client has seen (invariant 9; an earlier design
+/// sent recalls at once, and after a crash the same recall id and push number could go
+/// to a different recall, which the client dropped as a duplicate).
 public struct Effects: Hashable, Sendable {
-    /// Rows to persist before anything but recalls is released.
+    /// Rows to persist before anything is released.
     public var changes = ChangeSet()
-    /// layoutRecall and pinRecall pushes: send immediately.
-    public var recalls: [SessionPush] = []
-    /// Other pushes (fenced, sessionExpiring): send after commit.
+    /// Session pushes (recalls, fenced, sessionExpiring) in number order: send after commit.
     public var pushes: [SessionPush] = []
     /// Waiting requests this step resolved: reply after commit.
     public var completions: [Completion] = []
@@ -47,10 +49,10 @@ public struct Effects: Hashable, Sendable {
 
     public init() {}
 
-    /// Nothing to send or wake besides the reply: no recalls, pushes, completions,
+    /// Nothing to send or wake besides the reply: no pushes, completions,
     /// fences, events or ended sessions.
     public var isQuiet: Bool {
-        self.recalls.isEmpty && self.pushes.isEmpty && self.completions.isEmpty && self.fences.isEmpty && self.events.isEmpty
+        self.pushes.isEmpty && self.completions.isEmpty && self.fences.isEmpty && self.events.isEmpty
             && self.endedSessions.isEmpty
     }
 }
