@@ -45,9 +45,13 @@ let package = Package(
     targets: [
         // Pure domain: extents, free space, busy extents, pins, layouts, sessions,
         // the Coordinator state machine and the invariant checker. No I/O, no clocks.
+        // Crypto only for SHA-256 of session secrets (kept as digests, SEMANTICS.md).
         .target(
             name: "LeaseholdCore",
-            dependencies: [.product(name: "DequeModule", package: "swift-collections")]
+            dependencies: [
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // Helpers shared by the test suites of every module: the manual clock, a
         // harness that drives the Coordinator, the seeded simulation, the naive

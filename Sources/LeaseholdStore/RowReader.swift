@@ -100,17 +100,17 @@ enum RowReader {
             )
         }
 
-        let sessions = try Row.fetchCursor(db, sql: "SELECT id, identity, name, secret, ttlNanoseconds, slotCount, lastPush FROM session")
+        let sessions = try Row.fetchCursor(db, sql: "SELECT id, identity, name, secretDigest, ttlNanoseconds, slotCount, lastPush FROM session")
         while let row = try sessions.next() {
             let id = SessionID(rawValue: UInt64(stored: row[0]))
-            guard let secret = SecretText.decode(row[3]) else {
-                throw StoreError.malformedRow(table: "session", key: "\(id)", problem: "secret is not 32 hex digits")
+            guard let digest = SessionSecretDigest(hex: row[3]) else {
+                throw StoreError.malformedRow(table: "session", key: "\(id)", problem: "secretDigest is not 64 hex digits")
             }
             state.sessions[id] = SessionRecord(
                 id: id,
                 identity: row[1],
                 name: row[2],
-                secret: secret,
+                secretDigest: digest,
                 ttl: .nanoseconds(row[4] as Int64),
                 slotCount: row[5],
                 lastPush: UInt64(stored: row[6])

@@ -71,11 +71,11 @@ struct RowWriter {
         case .session(let id, let record?):
             try self.run(
                 """
-                INSERT OR REPLACE INTO session (id, identity, name, secret, ttlNanoseconds, slotCount, lastPush)
+                INSERT OR REPLACE INTO session (id, identity, name, secretDigest, ttlNanoseconds, slotCount, lastPush)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
-                    id.rawValue.stored, record.identity, record.name, SecretText.encode(record.secret), record.ttl.storedNanoseconds,
+                    id.rawValue.stored, record.identity, record.name, record.secretDigest.description, record.ttl.storedNanoseconds,
                     record.slotCount, record.lastPush.stored,
                 ]
             )
@@ -173,22 +173,3 @@ struct RowWriter {
     }
 }
 
-/// The session secret as 32 hex digits.
-enum SecretText {
-    static func encode(_ secret: SessionSecret) -> String {
-        Self.hex(secret.high) + Self.hex(secret.low)
-    }
-
-    static func decode(_ text: String) -> SessionSecret? {
-        guard text.utf8.count == 32 else { return nil }
-        let high = UInt64(text.prefix(16), radix: 16)
-        let low = UInt64(text.suffix(16), radix: 16)
-        guard let high, let low else { return nil }
-        return SessionSecret(high: high, low: low)
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
-    }
-}

@@ -32,7 +32,15 @@ public final class Store: Sendable {
             let level = try Int.fetchOne(db, sql: "PRAGMA synchronous")
             guard level == 2 else { throw StoreError.settingRefused("synchronous = FULL (got \(level ?? -1))") }
         }
-        try StoreSchema.migrator.migrate(self.pool)
+        let migrator = StoreSchema.migrator
+        let pending = try self.pool.read { db in try migrator.appliedIdentifiers(db) }
+        try migrator.migrate(self.pool)
+        if !pending.contains(StoreSchema.secretDigests), try self.pool.read({ db in try migrator.appliedIdentifiers(db) }).contains(StoreSchema.secretDigests) {
+            // Secrets were just replaced by digests: move the rewritten pages into the
+            // database file now, so that its old pages (and the secrets in them) are gone
+            // from the disk, not merely superseded in the WAL.
+            try self.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        }
     }
 
     /// Whether the database holds a volume yet (a first start has nothing).

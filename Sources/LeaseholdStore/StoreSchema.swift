@@ -1,4 +1,5 @@
 import GRDB
+import LeaseholdCore
 
 /// The database schema, one migration per version. Shipped migrations are never edited;
 /// a change is a new migration.
@@ -11,6 +12,9 @@ import GRDB
 /// message (Protos/leasehold/v1/leasehold.proto), as on the wire. Unsigned 64-bit values
 /// above 2^63 - 1 are stored as their two's-complement bit pattern.
 enum StoreSchema {
+    /// The migration that replaces session secrets by their digests.
+    static let secretDigests = "v3: session secrets kept as digests"
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: coordinator state") { db in
@@ -70,7 +74,7 @@ enum StoreSchema {
                         blockCount INTEGER NOT NULL,
                         quarantineInode INTEGER
                     ) WITHOUT ROWID;
-                    -- Client sessions. The secret is 32 hex digits.
+                    -- Client sessions. The secret is 32 hex digits (v3: its digest, 64 hex digits).
                     CREATE TABLE session (
                         id INTEGER PRIMARY KEY,
                         identity TEXT NOT NULL,
@@ -152,6 +156,39 @@ enum StoreSchema {
                     """
             )
         }
+        migrator.registerMigration(Self.secretDigests) { db in
+            // The secret column held the secret itself (32 hex digits); from v3 on the
+            // session row holds its SHA-256 digest (64 hex digits) and the secret is
+            // persisted nowhere (SEMANTICS.md). Sessions of a v2 database resume with
+            // the secrets their clients hold. `secure_delete` for this migration only:
+            // SQLite would otherwise leave the old cells, secrets included, in the free
+            // space of the rewritten pages.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            defer { try? db.execute(sql: "PRAGMA secure_delete = OFF") }
+            try db.execute(sql: "ALTER TABLE session RENAME COLUMN secret TO secretDigest")
+            let rows = try Row.fetchAll(db, sql: "SELECT id, secretDigest FROM session")
+            for row in rows {
+                let id: Int64 = row[0]
+                guard let secret = LegacySecretText.decode(row[1]) else {
+                    throw StoreError.malformedRow(table: "session", key: "\(UInt64(stored: id))", problem: "secret is not 32 hex digits")
+                }
+                try db.execute(
+                    sql: "UPDATE session SET secretDigest = ? WHERE id = ?",
+                    arguments: [SessionSecretDigest(of: secret).description, id]
+                )
+            }
+        }
         return migrator
+    }
+}
+
+/// A session secret as a v2 database stored it: 32 hex digits.
+enum LegacySecretText {
+    static func decode(_ text: String) -> SessionSecret? {
+        guard text.utf8.count == 32 else { return nil }
+        let high = UInt64(text.prefix(16), radix: 16)
+        let low = UInt64(text.suffix(16), radix: 16)
+        guard let high, let low else { return nil }
+        return SessionSecret(high: high, low: low)
     }
 }

@@ -86,7 +86,7 @@ struct ChangeSetMessageTests {
             .session(
                 SessionID(rawValue: 5),
                 SessionRecord(
-                    id: SessionID(rawValue: 5), identity: "ünïcode", name: "", secret: SessionSecret(high: .max, low: 0),
+                    id: SessionID(rawValue: 5), identity: "ünïcode", name: "", secretDigest: SessionSecretDigest(of: SessionSecret(high: .max, low: 0)),
                     ttl: .seconds(300), slotCount: 64, lastPush: .max
                 )
             ),
@@ -107,13 +107,21 @@ struct ChangeSetMessageTests {
         var badSecret = Leasehold_Journal_V1_ChangeSet()
         var row = Leasehold_Journal_V1_Row()
         row.session.id = 1
-        row.session.value.secret = Data([1, 2, 3])
+        row.session.value.legacySecret = Data([1, 2, 3])
         badSecret.rows = [row]
         do {
             _ = try ChangeSet(message: badSecret)
             Issue.record("a 3-byte secret was accepted")
         } catch {
             #expect(error.message.contains("16 bytes"))
+        }
+        row.session.value.secretDigest = Data(repeating: 7, count: 31)
+        badSecret.rows = [row]
+        do {
+            _ = try ChangeSet(message: badSecret)
+            Issue.record("a 31-byte digest was accepted")
+        } catch {
+            #expect(error.message.contains("secret_digest") && error.message.contains("32 bytes"))
         }
 
         var noTarget = Leasehold_Journal_V1_ChangeSet()
@@ -127,5 +135,31 @@ struct ChangeSetMessageTests {
         } catch {
             #expect(error.message.contains("rows[0]"))
         }
+    }
+
+    @Test("a session row holds the secret's digest, never the secret; a row of an older log with the secret reads as its digest")
+    func secretDigests() throws {
+        let secret = SessionSecret(high: 0x0102_0304_0506_0708, low: 0x1112_1314_1516_1718)
+        let digest = SessionSecretDigest(of: secret)
+        let record = SessionRecord(id: SessionID(rawValue: 3), identity: "host-a", name: "s", secretDigest: digest, ttl: .seconds(30), slotCount: 2, lastPush: 5)
+        let changes = ChangeSet(rows: [.session(SessionID(rawValue: 3), record)])
+        let bytes: [UInt8] = try changes.message.serializedBytes()
+        let secretBytes = Data([secret.high, secret.low].flatMap { word in (0..<8).reversed().map { UInt8(truncatingIfNeeded: word >> ($0 * 8)) } })
+        #expect(Data(bytes).range(of: secretBytes) == nil, "the message holds the secret")
+        #expect(Data(bytes).range(of: Data(digest.bytes)) != nil)
+        #expect(try ChangeSet(message: Leasehold_Journal_V1_ChangeSet(serializedBytes: bytes)) == changes)
+
+        // What a version before digests wrote: the secret itself in field 3.
+        var legacy = Leasehold_Journal_V1_ChangeSet()
+        var row = Leasehold_Journal_V1_Row()
+        row.session.id = 3
+        row.session.value.identity = "host-a"
+        row.session.value.name = "s"
+        row.session.value.legacySecret = secretBytes
+        row.session.value.ttlNanos = 30_000_000_000
+        row.session.value.slotCount = 2
+        row.session.value.lastPush = 5
+        legacy.rows = [row]
+        #expect(try ChangeSet(message: legacy) == changes)
     }
 }

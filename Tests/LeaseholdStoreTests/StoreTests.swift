@@ -89,7 +89,68 @@ struct StoreTests {
         for bad in ["1+", "+2", "1+2;", "1-2", "99999999999999999999+1", "1+2;3"] {
             #expect(throws: ListText.Malformed.self) { try ListText.blocks(bad) }
         }
-        #expect(SecretText.decode(SecretText.encode(SessionSecret(high: .max, low: 1))) == SessionSecret(high: .max, low: 1))
+        let digest = SessionSecretDigest(of: SessionSecret(high: .max, low: 1))
+        #expect(SessionSecretDigest(hex: digest.description) == digest)
+        #expect(SessionSecretDigest(hex: String(digest.description.dropLast())) == nil)
+        #expect(SessionSecretDigest(hex: String(digest.description.dropLast()) + "g") == nil)
+    }
+
+    @Test("session secrets: a v2 database's secrets become digests, its sessions resume with their secrets, and no file holds a secret")
+    func secretsKeptAsDigests() async throws {
+        let path = try temporaryDatabase()
+        var coordinator = Coordinator(configuration: Harness.configuration())
+        let created = coordinator.tick(at: .zero).effects.changes
+        let queue = try DatabaseQueue(path: path)
+        try StoreSchema.migrator.migrate(queue, upTo: "v2: journal position")
+        try queue.inDatabase { db in
+            try db.execute(sql: "BEGIN")
+            var writer = RowWriter(db: db)
+            for row in created.rows { try writer.write(row) }
+            // A session row as v2 wrote it: the secret itself, 32 hex digits.
+            try db.execute(
+                sql: "INSERT INTO session (id, identity, name, secret, ttlNanoseconds, slotCount, lastPush) VALUES (7, 'host-a', 'old', ?, ?, 4, 0)",
+                arguments: ["00000000000000ab00000000000000cd", 30_000_000_000]
+            )
+            try db.execute(sql: "UPDATE counters SET lastSession = 7")
+            try db.execute(sql: "COMMIT")
+        }
+        try queue.close()
+
+        let old = SessionSecret(high: 0xAB, low: 0xCD)
+        let store = try Store(path: path)
+        let loaded = try #require(try await store.load())
+        #expect(loaded.state.sessions[SessionID(rawValue: 7)]?.secretDigest == SessionSecretDigest(of: old))
+        var restored = try Coordinator(restoring: loaded.state, configuration: Harness.configuration(), at: .zero)
+        let host = Caller(identity: "host-a")
+        let wrong = restored.handle(Request(caller: host, command: .resumeSession(SessionID(rawValue: 7), secret: SessionSecret(high: 0xAB, low: 0xCE))), at: .zero)
+        guard case .failure(let error)? = wrong.reply else {
+            Issue.record("a wrong secret resumed the session")
+            return
+        }
+        #expect(error.code == .permissionDenied)
+        let resumed = restored.handle(Request(caller: host, command: .resumeSession(SessionID(rawValue: 7), secret: old)), at: .zero)
+        guard case .success(.sessionResumed)? = resumed.reply else {
+            Issue.record("the v2 session did not resume with its secret: \(String(describing: resumed.reply))")
+            return
+        }
+
+        // A new session: its secret is in the reply only, not in the database.
+        let fresh = SessionSecret(high: 0x1122_3344_5566_7788, low: 0x99AA_BBCC_DDEE_FF00)
+        let opened = restored.handle(Request(caller: host, command: .openSession(name: "new", ttl: .seconds(60), slots: 1, secret: fresh)), at: .zero)
+        guard case .success(.sessionOpened(let grant))? = opened.reply else {
+            Issue.record("openSession failed")
+            return
+        }
+        #expect(grant.secret == fresh)
+        try store.apply([opened.effects.changes])
+        try store.close()
+        var files = Data()
+        for suffix in ["", "-wal"] { files.append((try? Data(contentsOf: URL(fileURLWithPath: path + suffix))) ?? Data()) }
+        for secret in [old, fresh] {
+            let hex = String(format: "%016llx%016llx", secret.high, secret.low)
+            #expect(files.range(of: Data(hex.utf8)) == nil, "the database holds a secret: \(path)")
+        }
+        #expect(files.range(of: Data(SessionSecretDigest(of: fresh).description.utf8)) != nil, "the database holds the new session's digest")
     }
 
     @Test("every step of the simulation persisted and reloaded equals the Coordinator's rows, field by field",

@@ -96,7 +96,7 @@ extension Coordinator {
                 id: id,
                 identity: record.identity,
                 name: record.name,
-                secret: record.secret,
+                secretDigest: record.secretDigest,
                 ttl: record.ttl,
                 slotCount: record.slotCount,
                 slots: [],

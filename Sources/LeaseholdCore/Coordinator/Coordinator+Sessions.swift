@@ -52,7 +52,7 @@ extension Coordinator {
             id: id,
             identity: caller.identity,
             name: name,
-            secret: secret,
+            secretDigest: SessionSecretDigest(of: secret),
             ttl: granted,
             slotCount: slotCount,
             slots: [],
@@ -76,7 +76,7 @@ extension Coordinator {
 
     mutating func resumeSession(_ id: SessionID, secret: SessionSecret, caller: Caller) throws(LeaseholdError) -> Response {
         let session = try self.liveSession(id)
-        guard session.secret == secret else {
+        guard session.secretDigest.matches(secret) else {
             throw .permissionDenied("wrong secret for session \(id)")
         }
         guard session.identity == caller.identity else {

@@ -2,7 +2,7 @@ import DequeModule
 
 /// A client session.
 ///
-/// Lifecycle: `openSession` creates it with a secret, a TTL and a fixed number of
+/// Lifecycle: `openSession` creates it with a secret (kept only as its digest), a TTL and a fixed number of
 /// request slots. `keepAlive` renews it; at 2/3 of the TTL without renewal it gets a
 /// `sessionExpiring` push; at the TTL it expires, which evicts it (pins dropped, layouts
 /// revoked, a fence appended). `resumeSession` binds it to a new connection and replays
@@ -14,7 +14,8 @@ public struct Session: Sendable, Equatable {
     public var identity: String
     /// A free-form client name, for operators.
     public var name: String
-    public var secret: SessionSecret
+    /// The digest of the secret `resumeSession` must present.
+    public var secretDigest: SessionSecretDigest
     public var ttl: Duration
     /// Number of request slots the session was granted.
     public var slotCount: Int
@@ -59,7 +60,7 @@ public struct Session: Sendable, Equatable {
             id: self.id,
             identity: self.identity,
             name: self.name,
-            secret: self.secret,
+            secretDigest: self.secretDigest,
             ttl: self.ttl,
             slotCount: self.slotCount,
             lastPush: self.lastPush
@@ -95,16 +96,19 @@ public struct SessionRecord: Hashable, Sendable, Codable {
     public var id: SessionID
     public var identity: String
     public var name: String
-    public var secret: SessionSecret
+    /// The secret's digest; the secret itself is never persisted.
+    public var secretDigest: SessionSecretDigest
     public var ttl: Duration
     public var slotCount: Int
     public var lastPush: UInt64
 
-    public init(id: SessionID, identity: String, name: String, secret: SessionSecret, ttl: Duration, slotCount: Int, lastPush: UInt64) {
+    public init(
+        id: SessionID, identity: String, name: String, secretDigest: SessionSecretDigest, ttl: Duration, slotCount: Int, lastPush: UInt64
+    ) {
         self.id = id
         self.identity = identity
         self.name = name
-        self.secret = secret
+        self.secretDigest = secretDigest
         self.ttl = ttl
         self.slotCount = slotCount
         self.lastPush = lastPush

@@ -422,14 +422,19 @@ public nonisolated struct Leasehold_Journal_V1_Session: Sendable {
 
   public var name: String = String()
 
-  /// 16 bytes, big-endian high then low.
-  public var secret: Data = Data()
+  /// Written by versions before secrets were kept as digests: the 16-byte secret itself
+  /// (big-endian high then low). Read for old logs and snapshots (its digest is kept),
+  /// never written.
+  public var legacySecret: Data = Data()
 
   public var ttlNanos: UInt64 = 0
 
   public var slotCount: UInt32 = 0
 
   public var lastPush: UInt64 = 0
+
+  /// The SHA-256 digest of the secret, 32 bytes; the secret itself is never persisted.
+  public var secretDigest: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1461,7 +1466,7 @@ nonisolated extension Leasehold_Journal_V1_SessionRow: SwiftProtobuf.Message, Sw
 
 nonisolated extension Leasehold_Journal_V1_Session: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Session"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}identity\0\u{1}name\0\u{1}secret\0\u{3}ttl_nanos\0\u{3}slot_count\0\u{3}last_push\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}identity\0\u{1}name\0\u{3}legacy_secret\0\u{3}ttl_nanos\0\u{3}slot_count\0\u{3}last_push\0\u{3}secret_digest\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1471,10 +1476,11 @@ nonisolated extension Leasehold_Journal_V1_Session: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.identity) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 3: try { try decoder.decodeSingularBytesField(value: &self.secret) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.legacySecret) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.ttlNanos) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.slotCount) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.lastPush) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.secretDigest) }()
       default: break
       }
     }
@@ -1487,8 +1493,8 @@ nonisolated extension Leasehold_Journal_V1_Session: SwiftProtobuf.Message, Swift
     if !self.name.isEmpty {
       try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
     }
-    if !self.secret.isEmpty {
-      try visitor.visitSingularBytesField(value: self.secret, fieldNumber: 3)
+    if !self.legacySecret.isEmpty {
+      try visitor.visitSingularBytesField(value: self.legacySecret, fieldNumber: 3)
     }
     if self.ttlNanos != 0 {
       try visitor.visitSingularUInt64Field(value: self.ttlNanos, fieldNumber: 4)
@@ -1499,16 +1505,20 @@ nonisolated extension Leasehold_Journal_V1_Session: SwiftProtobuf.Message, Swift
     if self.lastPush != 0 {
       try visitor.visitSingularUInt64Field(value: self.lastPush, fieldNumber: 6)
     }
+    if !self.secretDigest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.secretDigest, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Leasehold_Journal_V1_Session, rhs: Leasehold_Journal_V1_Session) -> Bool {
     if lhs.identity != rhs.identity {return false}
     if lhs.name != rhs.name {return false}
-    if lhs.secret != rhs.secret {return false}
+    if lhs.legacySecret != rhs.legacySecret {return false}
     if lhs.ttlNanos != rhs.ttlNanos {return false}
     if lhs.slotCount != rhs.slotCount {return false}
     if lhs.lastPush != rhs.lastPush {return false}
+    if lhs.secretDigest != rhs.secretDigest {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -96,7 +96,7 @@ extension ChangeSet.Row {
                 var value = Leasehold_Journal_V1_Session()
                 value.identity = record.identity
                 value.name = record.name
-                value.secret = record.secret.wireData
+                value.secretDigest = Data(record.secretDigest.bytes)
                 value.ttlNanos = record.ttl.wireNanos
                 value.slotCount = UInt32(clamping: record.slotCount)
                 value.lastPush = record.lastPush
@@ -232,7 +232,7 @@ extension ChangeSet.Row {
                 id: id,
                 identity: value.identity,
                 name: value.name,
-                secret: try SessionSecret(wire: value.secret),
+                secretDigest: try SessionSecretDigest(journal: value),
                 ttl: Duration(wireNanos: value.ttlNanos),
                 slotCount: Int(value.slotCount),
                 lastPush: value.lastPush
@@ -321,10 +321,18 @@ extension ChangeSet.Row {
     }
 }
 
-extension SessionSecret {
-    /// The 16 bytes as `Data`, as generated messages hold `bytes` fields.
-    var wireData: Data {
-        Data(self.wire)
+extension SessionSecretDigest {
+    /// The digest a session row holds: `secret_digest`, or for a row written before
+    /// secrets were kept as digests, the digest of its `legacy_secret`.
+    init(journal value: Leasehold_Journal_V1_Session) throws(LeaseholdError) {
+        if !value.secretDigest.isEmpty {
+            guard let digest = SessionSecretDigest(bytes: value.secretDigest) else {
+                throw .badField("secret_digest", "must be 32 bytes, not \(value.secretDigest.count)")
+            }
+            self = digest
+        } else {
+            self.init(of: try SessionSecret(wire: value.legacySecret))
+        }
     }
 }
 
