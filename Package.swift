@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "LeaseholdNodeTests",
             dependencies: [
-                "LeaseholdNode", "LeaseholdServer", "LeaseholdClient", "LeaseholdCluster", "LeaseholdEtcd", "LeaseholdCore", "LeaseholdMessages",
+                "LeaseholdNode", "LeaseholdServer", "LeaseholdClient", "LeaseholdCluster", "LeaseholdEtcd", "LeaseholdCore", "LeaseholdMessages", "LeaseholdJournal",
                 "LeaseholdCertificates", "LeaseholdTestSupport", "LeaseholdClusterTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -230,6 +230,7 @@ let package = Package(
                 "LeaseholdCluster",
                 "LeaseholdEtcd",
                 "LeaseholdStore",
+                "LeaseholdJournal",
                 "LeaseholdCore",
                 "LeaseholdCertificates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -28,6 +28,10 @@ public struct ClusterKeys: Sendable, Hashable {
         self.leaderPrefix + Self.hex(UInt64(bitPattern: lease))
     }
 
+    /// The volume: its UUID, geometry and the settings every node serves with
+    /// (``ClusterVolume``), written once by `leaseholdd cluster init`.
+    public var volume: String { self.prefix + "volume" }
+
     /// The position of the last committed entry.
     public var head: String { self.prefix + "head" }
 

@@ -97,6 +97,9 @@ public final class EtcdSink: JournalSink {
 
     // MARK: - Loading
 
+    /// The index of the last entry this sink knows durable (0 before ``load()``).
+    public var durableIndex: UInt64 { self.state.withLock { $0.head?.index ?? 0 } }
+
     public func load() async throws -> LoadedState? {
         let (loaded, headRevision) = try await self.read()
         self.state.withLock {

@@ -43,25 +43,10 @@ public struct LogCompactor: Sendable {
         let caught = try await reader.catchUp(from: nil)
         guard let image = caught.state else { return nil }
 
-        let bytes = try JournalBatch(position: image.position, changeSets: [image.state.changeSet]).message.serializedBytes() as [UInt8]
         let guardLeader = EtcdCompare.createRevision(self.leadership.key, equals: Int64(self.leadership.term))
-        var count = 0
-        var offset = 0
-        while offset < bytes.count || count == 0 {
-            let end = min(offset + self.partBytes, bytes.count)
-            let key = self.keys.checkpointPart(image.position.index, count)
-            let result = try await self.client.txn([guardLeader], success: [.put(key, Array(bytes[offset..<end]))], failure: [])
-            guard result.succeeded else { throw LeaderElectionError("no longer the leader of term \(self.leadership.term): compaction stopped") }
-            offset = end
-            count += 1
+        let checkpoint = try await Self.writeParts(of: image, client: self.client, keys: self.keys, guard: guardLeader, partBytes: self.partBytes) {
+            LeaderElectionError("no longer the leader of term \(self.leadership.term): compaction stopped")
         }
-        var checkpoint = Leasehold_Cluster_V1_Checkpoint()
-        checkpoint.format = 1
-        checkpoint.term = image.position.term
-        checkpoint.index = image.position.index
-        checkpoint.parts.count = UInt32(count)
-        checkpoint.parts.size = UInt64(bytes.count)
-        checkpoint.parts.sha256 = Data(SHA256.hash(data: bytes))
         let log = self.keys.logRange(through: image.position.index)
         let parts = self.keys.partsRange(through: image.position.index)
         var operations: [EtcdOperation] = [
@@ -77,5 +62,32 @@ public struct LogCompactor: Sendable {
         guard result.succeeded else { throw LeaderElectionError("no longer the leader of term \(self.leadership.term): compaction stopped") }
         try await self.client.compact(revision: result.revision)
         return image.position
+    }
+
+    /// Writes `image` as the parts of a checkpoint, each put guarded by `compare`.
+    /// - Returns: the checkpoint message naming them, for the caller's final transaction.
+    /// - Throws: `refused()` when the guard fails, or an ``EtcdError``.
+    static func writeParts(
+        of image: LoadedState, client: EtcdClient, keys: ClusterKeys, guard compare: EtcdCompare, partBytes: Int, refused: () -> any Error
+    ) async throws -> Leasehold_Cluster_V1_Checkpoint {
+        let bytes = try JournalBatch(position: image.position, changeSets: [image.state.changeSet]).message.serializedBytes() as [UInt8]
+        var count = 0
+        var offset = 0
+        while offset < bytes.count || count == 0 {
+            let end = min(offset + partBytes, bytes.count)
+            let key = keys.checkpointPart(image.position.index, count)
+            let result = try await client.txn([compare], success: [.put(key, Array(bytes[offset..<end]))], failure: [])
+            guard result.succeeded else { throw refused() }
+            offset = end
+            count += 1
+        }
+        var checkpoint = Leasehold_Cluster_V1_Checkpoint()
+        checkpoint.format = 1
+        checkpoint.term = image.position.term
+        checkpoint.index = image.position.index
+        checkpoint.parts.count = UInt32(count)
+        checkpoint.parts.size = UInt64(bytes.count)
+        checkpoint.parts.sha256 = Data(SHA256.hash(data: bytes))
+        return checkpoint
     }
 }

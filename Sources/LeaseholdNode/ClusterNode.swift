@@ -60,6 +60,8 @@ public final class ClusterNode: Service, Sendable {
         /// The current round's fence: reports of other rounds are ignored.
         var fence: Fence?
         var lifecycle: Task<Void, Never>?
+        /// The sink while this node leads.
+        var sink: EtcdSink?
     }
 
     public let configuration: Configuration
@@ -71,11 +73,18 @@ public final class ClusterNode: Service, Sendable {
     let logger: Logger
     private let state = Mutex(State())
 
-    private init(configuration: Configuration, server: LeaseholdServer, logger: Logger) {
+    /// The highest log index this node applied or, leading, made durable.
+    private let appliedIndex = Atomic<UInt64>(0)
+    /// What the data directory says; rewritten as `appliedIndex` grows.
+    private let mark: Mutex<ClusterMark>
+
+    private init(configuration: Configuration, server: LeaseholdServer, client: EtcdClient, mark: ClusterMark, logger: Logger) {
         self.configuration = configuration
         self.server = server
         self.keys = ClusterKeys(cluster: configuration.cluster)
-        self.client = EtcdClient(configuration.etcd)
+        self.client = client
+        self.mark = Mutex(mark)
+        self.appliedIndex.store(mark.applied, ordering: .relaxed)
         // The keepalives' own thread and connection: nothing else queues in front of them.
         self.keepaliveGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.keepaliveClient = EtcdClient(configuration.etcd, eventLoopGroup: self.keepaliveGroup)
@@ -84,10 +93,92 @@ public final class ClusterNode: Service, Sendable {
 
     /// Binds the server as a standby; ``run()`` then takes part in the cluster.
     /// - Precondition: `server.sink` is `nil` (the log is the sink).
+    /// The server serves the cluster's volume with the cluster's settings from etcd
+    /// (``ClusterVolume``), not its own geometry, TTL bounds, timers and roles.
+    /// - Throws: ``ClusterNodeError`` when the cluster is not initialized, the data
+    ///   directory belongs to another cluster or volume, or etcd's log ends below what this
+    ///   node applied (docs/cluster.md, "A cluster knows itself"); an ``EtcdError``.
     public static func start(configuration: Configuration, server: ServerConfiguration, logger: Logger = Logger(label: "leasehold.node")) async throws -> ClusterNode {
         precondition(server.sink == nil, "a cluster node's sink is the etcd log")
-        let started = try await LeaseholdServer.start(configuration: server, logger: logger)
-        return ClusterNode(configuration: configuration, server: started, logger: logger)
+        let client = EtcdClient(configuration.etcd)
+        do {
+            let (prepared, mark) = try await Self.prepare(configuration, server, client: client, logger: logger)
+            let started = try await LeaseholdServer.start(configuration: prepared, logger: logger)
+            return ClusterNode(configuration: configuration, server: started, client: client, mark: mark, logger: logger)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
+    /// Checks the data directory against the cluster's volume and log, and gives the
+    /// server configuration the volume's geometry and settings.
+    static func prepare(
+        _ configuration: Configuration, _ server: ServerConfiguration, client: EtcdClient, logger: Logger
+    ) async throws -> (ServerConfiguration, ClusterMark) {
+        let name = configuration.cluster
+        let keys = ClusterKeys(cluster: name)
+        guard let volume = try await ClusterVolume.read(client: client, keys: keys) else {
+            throw ClusterNodeError(
+                "cluster '\(name)' is not initialized in etcd (no \(keys.volume)): run 'leaseholdd cluster init --etcd-endpoints ... --cluster \(name)' once, with the volume's geometry and settings (docs/cluster.md)"
+            )
+        }
+        var mark = try ClusterMark.read(in: server.dataDirectory) ?? ClusterMark(cluster: name, volume: nil)
+        guard mark.cluster == name else {
+            throw ClusterNodeError("\(server.dataDirectory) belongs to cluster '\(mark.cluster)', not '\(name)': use another data directory")
+        }
+        if let known = mark.volume, known != volume.uuid {
+            throw ClusterNodeError(
+                "\(server.dataDirectory) belongs to volume \(known.uuidString.lowercased()), but cluster '\(name)' in etcd holds volume \(volume.uuid.uuidString.lowercased()): etcd was initialized again, or the endpoints name another etcd. Refusing to serve; use a new data directory to join this volume"
+            )
+        }
+        let head = try await LogFollower(client: client, keys: keys).head()
+        let index = head.position?.index ?? 0
+        guard index >= mark.applied else {
+            throw ClusterNodeError(
+                "this node applied the log of volume \(volume.uuid.uuidString.lowercased()) to index \(mark.applied), but etcd's log ends at \(index): etcd lost acknowledged entries (wiped, or restored from an older backup). Refusing to serve"
+            )
+        }
+        mark.volume = volume.uuid
+        try mark.write(in: server.dataDirectory)
+        var server = server
+        server.coordinator = volume.settings.applied(to: server.coordinator, geometry: volume.geometry)
+        server.admins = volume.settings.admins
+        server.targets = volume.settings.targets
+        logger.notice(
+            "serving the cluster's volume",
+            metadata: [
+                "cluster": "\(name)", "volume.uuid": "\(volume.uuid.uuidString.lowercased())", "volume.blockSize": "\(volume.geometry.blockSize)",
+                "volume.blockCount": "\(volume.geometry.blockCount)", "log.head": "\(index)",
+            ]
+        )
+        return (server, mark)
+    }
+
+    /// Records a log index this node applied (or made durable), for the data directory.
+    func noteApplied(_ index: UInt64) {
+        var current = self.appliedIndex.load(ordering: .relaxed)
+        while index > current {
+            let (exchanged, original) = self.appliedIndex.compareExchange(expected: current, desired: index, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
+    }
+
+    /// Rewrites the data directory's mark when the applied index grew.
+    func recordApplied() {
+        let index = self.appliedIndex.load(ordering: .relaxed)
+        let mark = self.mark.withLock { mark -> ClusterMark? in
+            guard index > mark.applied else { return nil }
+            mark.applied = index
+            return mark
+        }
+        guard let mark else { return }
+        do {
+            try mark.write(in: self.server.configuration.dataDirectory)
+        } catch {
+            self.logger.warning("could not record the applied log index", metadata: ["error": "\(error)"])
+        }
     }
 
     /// The server's role now.
@@ -98,6 +189,13 @@ public final class ClusterNode: Service, Sendable {
     public func run() async throws {
         let lifecycle = Task { await self.rounds() }
         self.state.withLock { $0.lifecycle = lifecycle }
+        let recording = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if let sink = self.state.withLock({ $0.sink }) { self.noteApplied(sink.durableIndex) }
+                self.recordApplied()
+            }
+        }
         do {
             try await self.server.run()
         } catch {
@@ -106,6 +204,9 @@ public final class ClusterNode: Service, Sendable {
         self.stop("shutting down")
         lifecycle.cancel()
         await lifecycle.value
+        recording.cancel()
+        if let sink = self.state.withLock({ $0.sink }) { self.noteApplied(sink.durableIndex) }
+        self.recordApplied()
         try? await self.client.shutdown()
         try? await self.keepaliveClient.shutdown()
         try? await self.keepaliveGroup.shutdownGracefully()
@@ -147,6 +248,7 @@ public final class ClusterNode: Service, Sendable {
         let follower = LogFollower(client: self.client, keys: self.keys)
         let caught = try await follower.catchUp(from: self.state.withLock { $0.image })
         let image = Image(caught.state ?? LoadedState(state: PersistentState(), position: .zero))
+        self.noteApplied(image.position.index)
         // One election per round: a fresh lease, a fresh key, a higher term. It ends with
         // the round, however the round ends.
         let ended = Fence()
@@ -179,7 +281,10 @@ public final class ClusterNode: Service, Sendable {
         // Campaign; meanwhile follow the log and tell the server who leads.
         let term = try await withThrowingTaskGroup(of: UInt64?.self) { group in
             group.addTask {
-                try await follower.follow(after: image.position, from: revision) { image.apply($0) }
+                try await follower.follow(after: image.position, from: revision) { batch in
+                    image.apply(batch)
+                    self.noteApplied(batch.position.index)
+                }
                 return nil
             }
             group.addTask {
@@ -198,6 +303,11 @@ public final class ClusterNode: Service, Sendable {
         let key = election.key!
         let sink = EtcdSink(client: self.client, keys: self.keys, leadership: EtcdSink.Leadership(key: key, term: term), startingFrom: image.loaded)
         self.logger.notice("won the election; taking over", metadata: ["node.term": "\(term)", "log.applied": "\(image.position)"])
+        self.state.withLock { $0.sink = sink }
+        defer {
+            self.noteApplied(sink.durableIndex)
+            self.state.withLock { $0.sink = nil }
+        }
         try await self.server.lead(
             sink: sink, term: term, gate: { ended.isOpen && election.isWithinDeadline },
             onFailure: { [self] failure in self.leadershipEnded("the journal stopped: \(failure)", fence: ended) }

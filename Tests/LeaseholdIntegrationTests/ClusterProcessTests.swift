@@ -28,8 +28,7 @@ struct ClusterProcessTests {
             let files = TLSFiles(dataDirectory: tls)
             self.arguments = [
                 "--data-dir", self.directory, "--listen", "127.0.0.1:\(self.port)", "--etcd-endpoints", etcd.joined(separator: ","),
-                "--cluster", cluster, "--node", name, "--leader-ttl", "2s", "--block-count", "65536", "--min-ttl", "200ms",
-                "--recall-timeout", "2s", "--release-delay", "200ms", "--cert", files.serverCertificate, "--key", files.serverKey,
+                "--cluster", cluster, "--node", name, "--leader-ttl", "2s", "--cert", files.serverCertificate, "--key", files.serverKey,
                 "--client-ca", files.caCertificate, "--log-level", "notice",
             ]
         }
@@ -76,6 +75,16 @@ struct ClusterProcessTests {
             let tls = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-cn-tls-\(UUID().uuidString)").path
             _ = try TLSFiles(dataDirectory: tls).ensureDevelopmentCertificates()
             let cluster = "it-\(UUID().uuidString.prefix(8).lowercased())"
+            // The volume and the settings every node serves with, once.
+            let initialize = try Child(
+                "leaseholdd",
+                [
+                    "cluster", "init", "--etcd-endpoints", etcd.endpoints.joined(separator: ","), "--cluster", cluster, "--block-count", "65536",
+                    "--min-ttl", "200ms", "--recall-timeout", "2s", "--release-delay", "200ms",
+                ]
+            )
+            let status = await initialize.wait(timeout: .seconds(60))
+            guard status == 0 else { throw DaemonFailed(message: "leaseholdd cluster init exited \(status): \(initialize.stderr)") }
             let nodes = try ["n0", "n1"].map { try Node(name: $0, cluster: cluster, etcd: etcd.endpoints, tls: tls) }
             for node in nodes { try await node.start() }
             return World(etcd: etcd, nodes: nodes, tls: tls)

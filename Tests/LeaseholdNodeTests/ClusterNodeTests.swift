@@ -5,6 +5,7 @@ import LeaseholdCluster
 import LeaseholdClusterTestSupport
 import LeaseholdCore
 import LeaseholdEtcd
+import LeaseholdJournal
 import LeaseholdMessages
 import LeaseholdNode
 import LeaseholdServer
@@ -48,10 +49,11 @@ struct ClusterNodeTests {
             return try await LeaseholdClient.connect(configuration, logger: logger)
         }
 
-        func stop() async {
+        /// A graceful shutdown; the data directory is removed unless `keepingDirectory`.
+        func stop(keepingDirectory: Bool = false) async {
             self.node.shutdown()
             _ = try? await self.running.value
-            try? FileManager.default.removeItem(atPath: self.directory)
+            if !keepingDirectory { try? FileManager.default.removeItem(atPath: self.directory) }
         }
     }
 
@@ -66,8 +68,24 @@ struct ClusterNodeTests {
         return directory
     }
 
-    static func start(cluster: String, name: String, endpoints: [String], tls: String) async throws -> Node {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-node-\(name)-\(UUID().uuidString)").path
+    /// `leaseholdd cluster init` for a test's cluster: a small volume, short timers.
+    static func initialize(
+        _ cluster: String, members: EtcdMembers, uuid: UUID = UUID(), geometry: VolumeGeometry? = nil, importing: LoadedState? = nil
+    ) async throws -> ClusterVolume {
+        var coordinator = CoordinatorConfiguration()
+        coordinator.geometry = try geometry ?? VolumeGeometry(blockSize: 4_096, blockCount: 1 << 16)
+        coordinator.minimumTTL = .milliseconds(100)
+        coordinator.recallTimeout = .seconds(2)
+        coordinator.releaseDelay = .milliseconds(100)
+        let volume = ClusterVolume(
+            uuid: uuid, geometry: coordinator.geometry, settings: ClusterSettings(coordinator: coordinator, admins: ["admin"], targets: ["target-1"])
+        )
+        try await volume.create(client: EtcdTestCluster.client(members), keys: ClusterKeys(cluster: cluster), importing: importing)
+        return volume
+    }
+
+    static func start(cluster: String, name: String, endpoints: [String], tls: String, directory existing: String? = nil) async throws -> Node {
+        let directory = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-node-\(name)-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let port = try freePorts(1)[0]
         var configuration = ServerConfiguration(sink: nil)
@@ -76,10 +94,6 @@ struct ClusterNodeTests {
         configuration.eventLoopThreads = 1
         let files = TLSFiles(dataDirectory: tls)
         configuration.tls = ServerConfiguration.TLSPaths(certificate: files.serverCertificate, key: files.serverKey, clientCA: files.caCertificate)
-        configuration.coordinator.geometry = try VolumeGeometry(blockSize: 4_096, blockCount: 1 << 16)
-        configuration.coordinator.minimumTTL = .milliseconds(100)
-        configuration.coordinator.recallTimeout = .seconds(2)
-        configuration.coordinator.releaseDelay = .milliseconds(100)
         var logger = Logger(label: "test.node.\(name)")
         logger.logLevel = ProcessInfo.processInfo.environment["LEASEHOLD_TEST_LOG"] == nil ? .critical : .debug
         let node = try await ClusterNode.start(
@@ -104,6 +118,7 @@ struct ClusterNodeTests {
     func handover() async throws {
         let members = try await EtcdMembers.shared()
         let cluster = EtcdTestCluster.freshName()
+        _ = try await Self.initialize(cluster, members: members)
         let tls = try Self.sharedTLS()
         defer { try? FileManager.default.removeItem(atPath: tls) }
         let a = try await Self.start(cluster: cluster, name: "a", endpoints: members.endpoints, tls: tls)
@@ -153,6 +168,7 @@ struct ClusterNodeTests {
         let proxyA = try await FaultProxy.start(to: port)
         let proxyB = try await FaultProxy.start(to: port)
         let cluster = EtcdTestCluster.freshName()
+        _ = try await Self.initialize(cluster, members: members)
         let tls = try Self.sharedTLS()
         defer { try? FileManager.default.removeItem(atPath: tls) }
         let a = try await Self.start(cluster: cluster, name: "a", endpoints: ["http://127.0.0.1:\(proxyA.port)"], tls: tls)

@@ -164,6 +164,70 @@ public nonisolated struct Leasehold_Cluster_V1_Checkpoint: Sendable {
   fileprivate var _parts: Leasehold_Cluster_V1_Parts? = nil
 }
 
+/// The cluster's volume, the value of `volume`: written once by `leaseholdd cluster init`
+/// (with an imported data directory's state as the first checkpoint, or an empty log), and
+/// read by every node before it serves. A node serves only the volume whose UUID its data
+/// directory names, with these settings, whatever its own flags say.
+public nonisolated struct Leasehold_Cluster_V1_Volume: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The format of this message; 1 today.
+  public var format: UInt32 = 0
+
+  /// 16 random bytes: the volume's identity.
+  public var uuid: Data = Data()
+
+  public var blockSize: UInt64 = 0
+
+  public var blockCount: UInt64 = 0
+
+  public var settings: Leasehold_Cluster_V1_Settings {
+    get {_settings ?? Leasehold_Cluster_V1_Settings()}
+    set {_settings = newValue}
+  }
+  /// Returns true if `settings` has been explicitly set.
+  public var hasSettings: Bool {self._settings != nil}
+  /// Clears the value of `settings`. Subsequent reads from it will return its default value.
+  public mutating func clearSettings() {self._settings = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _settings: Leasehold_Cluster_V1_Settings? = nil
+}
+
+/// What every node of a cluster must agree on: the Coordinator's timing and the roles.
+public nonisolated struct Leasehold_Cluster_V1_Settings: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var minTtlNanos: UInt64 = 0
+
+  public var defaultTtlNanos: UInt64 = 0
+
+  public var maxTtlNanos: UInt64 = 0
+
+  public var maxShortTermPinNanos: UInt64 = 0
+
+  public var recallTimeoutNanos: UInt64 = 0
+
+  public var releaseDelayNanos: UInt64 = 0
+
+  public var maxWaitNanos: UInt64 = 0
+
+  public var admins: [String] = []
+
+  public var targets: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "leasehold.cluster.v1"
@@ -399,6 +463,130 @@ nonisolated extension Leasehold_Cluster_V1_Checkpoint: SwiftProtobuf.Message, Sw
     if lhs.term != rhs.term {return false}
     if lhs.index != rhs.index {return false}
     if lhs._parts != rhs._parts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Leasehold_Cluster_V1_Volume: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Volume"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}format\0\u{1}uuid\0\u{3}block_size\0\u{3}block_count\0\u{1}settings\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.format) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.uuid) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.blockSize) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.blockCount) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._settings) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.format != 0 {
+      try visitor.visitSingularUInt32Field(value: self.format, fieldNumber: 1)
+    }
+    if !self.uuid.isEmpty {
+      try visitor.visitSingularBytesField(value: self.uuid, fieldNumber: 2)
+    }
+    if self.blockSize != 0 {
+      try visitor.visitSingularUInt64Field(value: self.blockSize, fieldNumber: 3)
+    }
+    if self.blockCount != 0 {
+      try visitor.visitSingularUInt64Field(value: self.blockCount, fieldNumber: 4)
+    }
+    try { if let v = self._settings {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Leasehold_Cluster_V1_Volume, rhs: Leasehold_Cluster_V1_Volume) -> Bool {
+    if lhs.format != rhs.format {return false}
+    if lhs.uuid != rhs.uuid {return false}
+    if lhs.blockSize != rhs.blockSize {return false}
+    if lhs.blockCount != rhs.blockCount {return false}
+    if lhs._settings != rhs._settings {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Settings"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_ttl_nanos\0\u{3}default_ttl_nanos\0\u{3}max_ttl_nanos\0\u{3}max_short_term_pin_nanos\0\u{3}recall_timeout_nanos\0\u{3}release_delay_nanos\0\u{3}max_wait_nanos\0\u{1}admins\0\u{1}targets\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.minTtlNanos) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.defaultTtlNanos) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.maxTtlNanos) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.maxShortTermPinNanos) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.recallTimeoutNanos) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.releaseDelayNanos) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.maxWaitNanos) }()
+      case 8: try { try decoder.decodeRepeatedStringField(value: &self.admins) }()
+      case 9: try { try decoder.decodeRepeatedStringField(value: &self.targets) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.minTtlNanos != 0 {
+      try visitor.visitSingularUInt64Field(value: self.minTtlNanos, fieldNumber: 1)
+    }
+    if self.defaultTtlNanos != 0 {
+      try visitor.visitSingularUInt64Field(value: self.defaultTtlNanos, fieldNumber: 2)
+    }
+    if self.maxTtlNanos != 0 {
+      try visitor.visitSingularUInt64Field(value: self.maxTtlNanos, fieldNumber: 3)
+    }
+    if self.maxShortTermPinNanos != 0 {
+      try visitor.visitSingularUInt64Field(value: self.maxShortTermPinNanos, fieldNumber: 4)
+    }
+    if self.recallTimeoutNanos != 0 {
+      try visitor.visitSingularUInt64Field(value: self.recallTimeoutNanos, fieldNumber: 5)
+    }
+    if self.releaseDelayNanos != 0 {
+      try visitor.visitSingularUInt64Field(value: self.releaseDelayNanos, fieldNumber: 6)
+    }
+    if self.maxWaitNanos != 0 {
+      try visitor.visitSingularUInt64Field(value: self.maxWaitNanos, fieldNumber: 7)
+    }
+    if !self.admins.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.admins, fieldNumber: 8)
+    }
+    if !self.targets.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.targets, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Leasehold_Cluster_V1_Settings, rhs: Leasehold_Cluster_V1_Settings) -> Bool {
+    if lhs.minTtlNanos != rhs.minTtlNanos {return false}
+    if lhs.defaultTtlNanos != rhs.defaultTtlNanos {return false}
+    if lhs.maxTtlNanos != rhs.maxTtlNanos {return false}
+    if lhs.maxShortTermPinNanos != rhs.maxShortTermPinNanos {return false}
+    if lhs.recallTimeoutNanos != rhs.recallTimeoutNanos {return false}
+    if lhs.releaseDelayNanos != rhs.releaseDelayNanos {return false}
+    if lhs.maxWaitNanos != rhs.maxWaitNanos {return false}
+    if lhs.admins != rhs.admins {return false}
+    if lhs.targets != rhs.targets {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,125 @@
+import Foundation
+import LeaseholdClient
+import LeaseholdCluster
+import LeaseholdClusterTestSupport
+import LeaseholdCore
+import LeaseholdJournal
+import LeaseholdNode
+import LeaseholdTestSupport
+import Testing
+
+/// A cluster knows itself (docs/cluster.md): nodes serve the volume and settings `cluster
+/// init` wrote into etcd, and refuse an uninitialized cluster, a data directory of another
+/// volume, and an etcd whose log ends below what they applied; an imported single-node
+/// state is what the first leader serves.
+@Suite("Cluster identity", .serialized, .enabled(if: EtcdMembers.isInstalled || requireEtcd()))
+struct ClusterIdentityTests {
+    typealias Nodes = ClusterNodeTests
+
+    static func refusal(_ start: () async throws -> Nodes.Node) async -> String? {
+        do {
+            let node = try await start()
+            await node.stop()
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test("a cluster is initialized once; a node of an uninitialized cluster refuses to serve and says what to run")
+    func initializedOnce() async throws {
+        let members = try await EtcdMembers.shared()
+        let tls = try Nodes.sharedTLS()
+        defer { try? FileManager.default.removeItem(atPath: tls) }
+        let cluster = EtcdTestCluster.freshName()
+        let refused = await Self.refusal { try await Nodes.start(cluster: cluster, name: "a", endpoints: members.endpoints, tls: tls) }
+        #expect(refused?.contains("not initialized") == true && refused?.contains("cluster init") == true, "\(refused ?? "served")")
+
+        let volume = try await Nodes.initialize(cluster, members: members)
+        await #expect(throws: ClusterVolumeError.self) { _ = try await Nodes.initialize(cluster, members: members) }
+        let read = try await ClusterVolume.read(client: EtcdTestCluster.client(members), keys: ClusterKeys(cluster: cluster))
+        #expect(read == volume, "the first init stands")
+        try await EtcdTestCluster.client(members).delete(ClusterKeys(cluster: cluster).all.start, end: ClusterKeys(cluster: cluster).all.end)
+    }
+
+    @Test("a node serves the cluster's geometry and settings, not its own; its directory then refuses another volume and an etcd that lost entries")
+    func identityChecked() async throws {
+        let members = try await EtcdMembers.shared()
+        let client = EtcdTestCluster.client(members)
+        let tls = try Nodes.sharedTLS()
+        defer { try? FileManager.default.removeItem(atPath: tls) }
+        let cluster = EtcdTestCluster.freshName()
+        let keys = ClusterKeys(cluster: cluster)
+        let volume = try await Nodes.initialize(cluster, members: members, geometry: try VolumeGeometry(blockSize: 4_096, blockCount: 12_345))
+
+        // Nodes.start asks for 2^16 blocks of its own; the cluster's 12,345 apply.
+        let a = try await Nodes.start(cluster: cluster, name: "a", endpoints: members.endpoints, tls: tls)
+        try await eventually("a leads", timeout: .seconds(30)) { a.role == .leader }
+        let admin = try await a.client(tls: tls)
+        let status = try await admin.status()
+        #expect(status.volume.blockCount == 12_345 && status.volume.blockSize == 4_096)
+        let host = try await a.client("host-a", tls: tls)
+        let session = try await host.openSession(name: "h", ttl: .seconds(10))
+        for _ in 0..<5 { _ = try await session.createInode() }
+        try await session.close()
+        host.close()
+        admin.close()
+        await a.stop(keepingDirectory: true)
+        let mark = try #require(try ClusterMark.read(in: a.directory))
+        #expect(mark.cluster == cluster && mark.volume == volume.uuid)
+        let head = try #require(try await LogFollower(client: client, keys: keys).head().position)
+        #expect(mark.applied == head.index, "the directory records the last index the node made durable")
+
+        // etcd restored from an older backup: the same volume, a log that ends earlier.
+        try await client.delete(keys.all.start, end: keys.all.end)
+        _ = try await Nodes.initialize(cluster, members: members, uuid: volume.uuid, geometry: volume.geometry)
+        var refused = await Self.refusal { try await Nodes.start(cluster: cluster, name: "a", endpoints: members.endpoints, tls: tls, directory: a.directory) }
+        #expect(refused?.contains("etcd's log ends at 0") == true, "\(refused ?? "served")")
+
+        // etcd wiped and initialized again: another volume.
+        try await client.delete(keys.all.start, end: keys.all.end)
+        let other = try await Nodes.initialize(cluster, members: members)
+        refused = await Self.refusal { try await Nodes.start(cluster: cluster, name: "a", endpoints: members.endpoints, tls: tls, directory: a.directory) }
+        #expect(refused?.contains("belongs to volume \(volume.uuid.uuidString.lowercased())") == true, "\(refused ?? "served")")
+        #expect(refused?.contains(other.uuid.uuidString.lowercased()) == true)
+        try? FileManager.default.removeItem(atPath: a.directory)
+        try await client.delete(keys.all.start, end: keys.all.end)
+    }
+
+    @Test("an imported single-node state is what the first leader serves: inodes, sessions with their secrets, a clean check, a higher epoch")
+    func imported() async throws {
+        let members = try await EtcdMembers.shared()
+        let tls = try Nodes.sharedTLS()
+        defer { try? FileManager.default.removeItem(atPath: tls) }
+        // A single node's state: a session (its secret known to its client) with a file.
+        var configuration = Harness.configuration()
+        configuration.geometry = try VolumeGeometry(blockSize: 4_096, blockCount: 1 << 16)
+        var harness = Harness(configuration: configuration)
+        let secret = SessionSecret(high: 0x1EA5E, low: 0x5EC2E7)
+        guard case .sessionOpened(let grant) = try harness.call(.openSession(name: "h", ttl: .seconds(30), slots: 4, secret: secret), as: Caller(identity: "host-a")) else {
+            Issue.record("openSession failed")
+            return
+        }
+        let session = grant.session
+        let inode = harness.file(in: session, blocks: 8)
+        let state = harness.persisted
+        let epoch = try #require(state.volume?.epoch)
+
+        let cluster = EtcdTestCluster.freshName()
+        _ = try await Nodes.initialize(cluster, members: members, importing: LoadedState(state: state, position: LogPosition(term: 0, index: 41)))
+        let a = try await Nodes.start(cluster: cluster, name: "a", endpoints: members.endpoints, tls: tls)
+        try await eventually("a leads", timeout: .seconds(30)) { a.role == .leader }
+        let admin = try await a.client(tls: tls)
+        #expect(try await admin.inodes().contains { $0.inode == inode })
+        #expect(try await admin.checkInvariants().isEmpty)
+        #expect(try await admin.status().volume.epoch > epoch)
+        let host = try await a.client("host-a", tls: tls)
+        let resumed = try await host.resumeSession(session, secret: secret)
+        #expect(try await resumed.keepAlive() > .zero)
+        host.close()
+        admin.close()
+        await a.stop()
+        let keys = ClusterKeys(cluster: cluster)
+        try await EtcdTestCluster.client(members).delete(keys.all.start, end: keys.all.end)
+    }
+}
