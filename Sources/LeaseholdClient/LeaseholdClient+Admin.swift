@@ -10,7 +10,10 @@ extension LeaseholdClient {
     public func status() async throws -> ServerStatus {
         let response = try await self.raw(.core(.status), retry: true)
         guard case .status(let volume) = try Reply(wire: response).response else { throw LeaseholdSession.unexpected("status") }
-        return ServerStatus(volume: volume, uptime: .nanoseconds(Int64(clamping: response.volumeStatus.uptimeNanos)))
+        return ServerStatus(
+            volume: volume, uptime: .nanoseconds(Int64(clamping: response.volumeStatus.uptimeNanos)),
+            reflects: response.hasReflects ? ServerStatus.LogPosition(term: response.reflects.term, index: response.reflects.index) : nil
+        )
     }
 
     /// Busy extents with what holds them and what they wait for.

@@ -111,10 +111,21 @@ public final class LeaseholdClient: Sendable {
 
 /// `status`: the volume's figures and the server's uptime.
 public struct ServerStatus: Sendable, Hashable {
+    /// A position in a cluster's log.
+    public struct LogPosition: Sendable, Hashable, CustomStringConvertible {
+        public var term: UInt64
+        public var index: UInt64
+        public var description: String { "\(self.term):\(self.index)" }
+    }
+
     /// Free, mapped, busy and quarantined blocks, counts of everything, revisions.
     public var volume: VolumeStatus
     /// Time since the server started.
     public var uptime: Duration
+    /// Cluster mode, on a standby: the log position of the state it answered from (a
+    /// standby applies the log and never decides; the leader may be further). `nil` on a
+    /// leader and on a single node.
+    public var reflects: LogPosition?
 }
 
 /// A session as `sessions` lists it, with whether a connection has it attached now.

@@ -62,6 +62,8 @@ public final class ClusterNode: Service, Sendable {
         var lifecycle: Task<Void, Never>?
         /// The sink while this node leads.
         var sink: EtcdSink?
+        /// What this node applied as a standby, for the admin queries it answers.
+        var current: Image?
     }
 
     public let configuration: Configuration
@@ -89,12 +91,14 @@ public final class ClusterNode: Service, Sendable {
         self.keepaliveGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.keepaliveClient = EtcdClient(configuration.etcd, eventLoopGroup: self.keepaliveGroup)
         self.logger = logger
+        server.serveStandbyReads { [weak self] in self?.state.withLock { $0.current }?.loaded }
     }
 
-    /// Binds the server as a standby; ``run()`` then takes part in the cluster.
+    /// Binds the server as a standby; ``run()`` then takes part in the cluster. The server
+    /// serves the cluster's volume with the cluster's settings from etcd
+    /// (``ClusterVolume``), not its own geometry, TTL bounds, timers and roles, and as a
+    /// standby answers admin queries from the log it applied.
     /// - Precondition: `server.sink` is `nil` (the log is the sink).
-    /// The server serves the cluster's volume with the cluster's settings from etcd
-    /// (``ClusterVolume``), not its own geometry, TTL bounds, timers and roles.
     /// - Throws: ``ClusterNodeError`` when the cluster is not initialized, the data
     ///   directory belongs to another cluster or volume, or etcd's log ends below what this
     ///   node applied (docs/cluster.md, "A cluster knows itself"); an ``EtcdError``.
@@ -249,6 +253,7 @@ public final class ClusterNode: Service, Sendable {
         let caught = try await follower.catchUp(from: self.state.withLock { $0.image })
         let image = Image(caught.state ?? LoadedState(state: PersistentState(), position: .zero))
         self.noteApplied(image.position.index)
+        self.state.withLock { $0.current = image }
         // One election per round: a fresh lease, a fresh key, a higher term. It ends with
         // the round, however the round ends.
         let ended = Fence()
@@ -303,7 +308,10 @@ public final class ClusterNode: Service, Sendable {
         let key = election.key!
         let sink = EtcdSink(client: self.client, keys: self.keys, leadership: EtcdSink.Leadership(key: key, term: term), startingFrom: image.loaded)
         self.logger.notice("won the election; taking over", metadata: ["node.term": "\(term)", "log.applied": "\(image.position)"])
-        self.state.withLock { $0.sink = sink }
+        self.state.withLock {
+            $0.sink = sink
+            $0.current = nil
+        }
         defer {
             self.noteApplied(sink.durableIndex)
             self.state.withLock { $0.sink = nil }

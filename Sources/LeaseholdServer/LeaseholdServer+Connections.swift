@@ -202,7 +202,13 @@ extension LeaseholdServer {
             return
         }
         guard let serving = self.serving else {
-            connection.reply(envelope.id, .failure(self.notLeader))
+            if case .core(let command) = body.command, command.isAdminQuery, let reads = self.standbyReads.withLock({ $0 }),
+                let (reply, position) = reads.answer(command, caller: connection.caller)
+            {
+                connection.send(.reflecting(id: envelope.id, reply, position))
+            } else {
+                connection.reply(envelope.id, .failure(self.notLeader))
+            }
             return
         }
         if serving.role == .leader, let gate = serving.owner.gate, !gate() {

@@ -58,6 +58,13 @@ extension LeaseholdServer {
         }
     }
 
+    /// Lets a standby answer admin queries (``Command/isAdminQuery``) from the state it
+    /// applied from the log: `source` gives that state and its position, `nil` while there
+    /// is none. Without it a standby answers them `notLeader`.
+    public func serveStandbyReads(from source: @escaping @Sendable () -> LoadedState?) {
+        self.standbyReads.withLock { $0 = StandbyReads(source: source, configuration: self.configuration.coordinator) }
+    }
+
     /// A standby learns who leads now (`nil`: nobody); a serving node ignores it.
     public func setLeader(_ leader: String?, term: UInt64) {
         self.mode.withLock { mode in

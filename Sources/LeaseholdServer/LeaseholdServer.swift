@@ -63,6 +63,8 @@ public final class LeaseholdServer: Service, Sendable {
     /// Runs once a graceful shutdown has settled: no more requests run, everything released
     /// is durable and queued to its connection (cluster mode: resign here).
     let settled = Mutex<(@Sendable () async -> Void)?>(nil)
+    /// Where a standby answers admin queries from (cluster mode); `nil`: it refuses them.
+    let standbyReads = Mutex<StandbyReads?>(nil)
 
     /// The port the server listens on (useful when configured with port 0).
     public let localPort: Int

@@ -1,4 +1,5 @@
 import LeaseholdCore
+import LeaseholdJournal
 import LeaseholdMessages
 import LeaseholdWire
 import NIOCore
@@ -14,6 +15,8 @@ enum ServerMessage: Sendable {
     /// A successful `status` or `listSessions` reply with what only the server knows: its
     /// uptime, and which of the listed sessions are connected.
     case annotated(id: UInt64, Reply, uptime: Duration, connected: Set<SessionID>)
+    /// A standby's answer to an admin query, from the state at a log position.
+    case reflecting(id: UInt64, Reply, LogPosition)
     /// The answer to `subscribeFences`: the registered target and the fences after the
     /// revision it asked from.
     case fenceSubscription(id: UInt64, StorageTarget, [Fence])
@@ -29,7 +32,7 @@ enum ServerMessage: Sendable {
     /// The request this frame answers; `nil` for pushes.
     var requestID: UInt64? {
         switch self {
-        case .reply(let id, _), .response(let id, _), .annotated(let id, _, _, _), .fenceSubscription(let id, _, _): id
+        case .reply(let id, _), .response(let id, _), .annotated(let id, _, _, _), .reflecting(let id, _, _), .fenceSubscription(let id, _, _): id
         case .sessionPush, .fence, .event, .closing: nil
         }
     }
@@ -51,6 +54,11 @@ enum ServerMessage: Sendable {
                     response.sessionList.sessions[index].connected = connected.contains(session)
                 }
             }
+            return EnvelopeCodec.response(id: id, response)
+        case .reflecting(let id, let reply, let position):
+            var response = reply.wire
+            response.reflects.term = position.term
+            response.reflects.index = position.index
             return EnvelopeCodec.response(id: id, response)
         case .fenceSubscription(let id, let target, let fences):
             var response = WireResponse()

@@ -23,8 +23,11 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         let status = try await self.connection.run { try await $0.status() }
         let v = status.volume
+        // A standby answers from the log it applied: say from which position.
+        let reflects: [(String, String)] = status.reflects.map { [("standby, as of log", "\($0)")] } ?? []
+        let reflectsJSON: [(String, JSONValue)] = status.reflects.map { [("reflectsLog", .object([("term", .number($0.term)), ("index", .number($0.index))]))] } ?? []
         self.connection.output.show(
-            fields: [
+            fields: reflects + [
                 ("epoch", "\(v.epoch)"), ("uptime", Text.duration(status.uptime)), ("sessions", "\(v.sessions)"), ("pins", "\(v.pins)"),
                 ("layouts", "\(v.layouts)"), ("inodes", "\(v.inodes) (\(v.quarantineInodes) quarantine)"),
                 ("block size", "\(v.blockSize)"), ("blocks", "\(v.blockCount)"), ("free", "\(v.freeBlocks) in \(v.freeExtents) extents"),
@@ -33,7 +36,7 @@ struct Status: AsyncParsableCommand {
                 ("breaks pending", "\(v.pendingBreaks)"), ("targets", "\(v.targets)"), ("unresolved fences", "\(v.unresolvedFences)"),
                 ("fence revision", "\(v.fenceRevision)"), ("event revision", "\(v.eventRevision)"), ("pin setting", v.pinSetting.rawValue),
             ],
-            json: .object([
+            json: .object(reflectsJSON + [
                 ("epoch", .number(v.epoch)), ("uptimeSeconds", .seconds(status.uptime)), ("sessions", .number(UInt64(v.sessions))),
                 ("pins", .number(UInt64(v.pins))), ("layouts", .number(UInt64(v.layouts))), ("inodes", .number(UInt64(v.inodes))),
                 ("quarantineInodes", .number(UInt64(v.quarantineInodes))), ("blockSize", .number(v.blockSize)), ("blockCount", .number(v.blockCount)),

@@ -108,14 +108,15 @@ struct ClusterProcessTests {
             return try await LeaseholdClient.connect(configuration, logger: logger)
         }
 
-        /// The node whose `status` answers: the leader (a standby answers notLeader).
+        /// The node whose `status` answers as a leader (a standby answers notLeader, or from
+        /// the log it applied with `reflects` set).
         func leader(timeout: Duration = .seconds(30), excluding: Node? = nil) async throws -> Node {
             var found: Node?
             try await eventually("a node leads", timeout: timeout) {
                 for node in self.nodes where node !== excluding {
                     guard let client = try? await self.client(node) else { continue }
                     defer { client.close() }
-                    if (try? await client.status()) != nil {
+                    if let status = try? await client.status(), status.reflects == nil {
                         found = node
                         return true
                     }

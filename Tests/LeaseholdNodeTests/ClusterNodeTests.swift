@@ -142,6 +142,14 @@ struct ClusterNodeTests {
             #expect(error.details.leaderEndpoint == leader.endpoint)
         }
         other.close()
+        // Its admin queries answer from the log it applied, saying how far that is.
+        let reader = try await standby.client(tls: tls)
+        try await eventually("the standby applied the pin", timeout: .seconds(20)) {
+            try await reader.pins().contains { $0.pin == pin.pin }
+        }
+        let seen = try await reader.status()
+        #expect(seen.reflects != nil && seen.volume.inodes == 1, "\(seen)")
+        reader.close()
 
         // Graceful handover: the leader settles and resigns; the standby takes over.
         host.close()

@@ -83,4 +83,51 @@ struct RoleTests {
         client.close()
         try await cluster.stop()
     }
+
+    @Test("a standby answers admin queries from the state it applied, saying its log position; everything else stays notLeader")
+    func standbyReads() async throws {
+        let cluster = try await TestCluster.start(standby: true)
+        cluster.server.setLeader("10.0.0.9:7420", term: 41)
+        // The state a standby applied: a volume with a session holding a pin.
+        var harness = Harness(configuration: cluster.server.configuration.coordinator)
+        let session = harness.openSession("host-a", ttl: .seconds(30))
+        let inode = harness.file(in: session, blocks: 8)
+        _ = try harness.pin(in: session, inode, [ByteRange(offset: 0, length: 4_096)], kind: .longTerm)
+        let applied = Mutex<LoadedState?>(nil)
+        cluster.server.serveStandbyReads { applied.withLock { $0 } }
+        let admin = try await cluster.client()
+        // Nothing applied yet: notLeader.
+        let early = await #expect(throws: LeaseholdError.self) { _ = try await admin.status() }
+        #expect(early?.code == .notLeader)
+
+        applied.withLock { $0 = LoadedState(state: harness.persisted, position: LogPosition(term: 41, index: 17)) }
+        let status = try await admin.status()
+        #expect(status.reflects == ServerStatus.LogPosition(term: 41, index: 17))
+        #expect(status.volume.epoch == harness.persisted.volume?.epoch, "the image's epoch, not a restore's")
+        #expect(status.volume.sessions == 1 && status.volume.pins == 1 && status.volume.inodes == 1)
+        #expect(try await admin.pins().count == 1)
+        #expect(try await admin.inodes().contains { $0.inode == inode })
+        #expect(try await admin.checkInvariants().isEmpty)
+
+        // The image moves on: the answer follows it.
+        _ = harness.createInode(in: session)
+        applied.withLock { $0 = LoadedState(state: harness.persisted, position: LogPosition(term: 41, index: 18)) }
+        let later = try await admin.status()
+        #expect(later.reflects?.index == 18 && later.volume.inodes == 2)
+
+        // Admin actions, the event history and every session or target command: notLeader.
+        let events = await #expect(throws: LeaseholdError.self) { _ = try await admin.events() }
+        #expect(events?.code == .notLeader)
+        let eviction = await #expect(throws: LeaseholdError.self) { _ = try await admin.evict(session) }
+        #expect(eviction?.code == .notLeader)
+        let open = await #expect(throws: LeaseholdError.self) { _ = try await admin.openSession(name: "s") }
+        #expect(open?.code == .notLeader)
+        // Not an admin: refused as the leader would refuse it.
+        let host = try await cluster.client("host-b")
+        let denied = await #expect(throws: LeaseholdError.self) { _ = try await host.status() }
+        #expect(denied?.code == .permissionDenied)
+        host.close()
+        admin.close()
+        try await cluster.stop()
+    }
 }

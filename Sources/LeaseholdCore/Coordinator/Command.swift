@@ -157,6 +157,18 @@ public enum Command: Sendable, Equatable, Codable {
         }
     }
 
+    /// Admin queries a standby answers from the log it applied (docs/cluster.md): they
+    /// read the persisted state only. `readEvents` is not one (the event history lives in
+    /// the leader's memory).
+    public var isAdminQuery: Bool {
+        switch self {
+        case .status, .listBusyExtents, .listPins, .listLayouts, .listSessions, .listInodes, .showInode, .listTargets, .checkInvariants:
+            true
+        default:
+            false
+        }
+    }
+
     /// Commands that act inside an existing session.
     public var needsSession: Bool {
         switch self {

@@ -441,29 +441,35 @@ public nonisolated struct Leasehold_Journal_V1_Session: Sendable {
   public init() {}
 }
 
-public nonisolated struct Leasehold_Journal_V1_SlotRow: Sendable {
+public nonisolated struct Leasehold_Journal_V1_SlotRow: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var session: UInt64 = 0
+  public var session: UInt64 {
+    get {_storage._session}
+    set {_uniqueStorage()._session = newValue}
+  }
 
-  public var slot: UInt32 = 0
+  public var slot: UInt32 {
+    get {_storage._slot}
+    set {_uniqueStorage()._slot = newValue}
+  }
 
   public var value: Leasehold_Journal_V1_Slot {
-    get {_value ?? Leasehold_Journal_V1_Slot()}
-    set {_value = newValue}
+    get {_storage._value ?? Leasehold_Journal_V1_Slot()}
+    set {_uniqueStorage()._value = newValue}
   }
   /// Returns true if `value` has been explicitly set.
-  public var hasValue: Bool {self._value != nil}
+  public var hasValue: Bool {_storage._value != nil}
   /// Clears the value of `value`. Subsequent reads from it will return its default value.
-  public mutating func clearValue() {self._value = nil}
+  public mutating func clearValue() {_uniqueStorage()._value = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _value: Leasehold_Journal_V1_Slot? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Leasehold_Journal_V1_Slot: Sendable {
@@ -1528,41 +1534,81 @@ nonisolated extension Leasehold_Journal_V1_SlotRow: SwiftProtobuf.Message, Swift
   public static let protoMessageName: String = _protobuf_package + ".SlotRow"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}session\0\u{1}slot\0\u{1}value\0")
 
+  fileprivate class _StorageClass {
+    var _session: UInt64 = 0
+    var _slot: UInt32 = 0
+    var _value: Leasehold_Journal_V1_Slot? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _session = source._session
+      _slot = source._slot
+      _value = source._value
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.session) }()
-      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.slot) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._value) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._session) }()
+        case 2: try { try decoder.decodeSingularUInt32Field(value: &_storage._slot) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._value) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.session != 0 {
-      try visitor.visitSingularUInt64Field(value: self.session, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._session != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._session, fieldNumber: 1)
+      }
+      if _storage._slot != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._slot, fieldNumber: 2)
+      }
+      try { if let v = _storage._value {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
     }
-    if self.slot != 0 {
-      try visitor.visitSingularUInt32Field(value: self.slot, fieldNumber: 2)
-    }
-    try { if let v = self._value {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Leasehold_Journal_V1_SlotRow, rhs: Leasehold_Journal_V1_SlotRow) -> Bool {
-    if lhs.session != rhs.session {return false}
-    if lhs.slot != rhs.slot {return false}
-    if lhs._value != rhs._value {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._session != rhs_storage._session {return false}
+        if _storage._slot != rhs_storage._slot {return false}
+        if _storage._value != rhs_storage._value {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

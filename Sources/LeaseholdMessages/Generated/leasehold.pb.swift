@@ -2352,6 +2352,18 @@ public nonisolated struct Leasehold_V1_Response: Sendable {
     set {result = .eventList(newValue)}
   }
 
+  /// Cluster mode: the log position of the state a standby answered an admin query from
+  /// (it applies the log but never decides; the leader may be further). Unset on a leader
+  /// and on a single node, whose answers reflect their current state.
+  public var reflects: Leasehold_V1_LogPosition {
+    get {_reflects ?? Leasehold_V1_LogPosition()}
+    set {_reflects = newValue}
+  }
+  /// Returns true if `reflects` has been explicitly set.
+  public var hasReflects: Bool {self._reflects != nil}
+  /// Clears the value of `reflects`. Subsequent reads from it will return its default value.
+  public mutating func clearReflects() {self._reflects = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -2396,6 +2408,24 @@ public nonisolated struct Leasehold_V1_Response: Sendable {
     case eventList(Leasehold_V1_EventList)
 
   }
+
+  public init() {}
+
+  fileprivate var _reflects: Leasehold_V1_LogPosition? = nil
+}
+
+/// A position in a cluster's log: the term of the leader that wrote the entry and the
+/// entry's index.
+public nonisolated struct Leasehold_V1_LogPosition: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var term: UInt64 = 0
+
+  public var index: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -7341,7 +7371,7 @@ nonisolated extension Leasehold_V1_WatchEvents: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Leasehold_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{4}\u{9}hello_ok\0\u{4}\u{a}session_opened\0\u{3}kept_alive\0\u{3}session_resumed\0\u{3}session_closed\0\u{3}pushes_acknowledged\0\u{3}waits_cancelled\0\u{4}\u{5}inode_created\0\u{3}mapping_change\0\u{1}allocation\0\u{3}marked_written\0\u{4}\u{7}pin_grant\0\u{1}unpinned\0\u{4}\u{13}layout_grant\0\u{3}layout_returned\0\u{3}layout_committed\0\u{3}recall_prolonged\0\u{4}\u{7}fence_subscription\0\u{3}fence_acknowledged\0\u{3}fence_list\0\u{3}target_registered\0\u{4}\u{7}session_evicted\0\u{3}target_deregistered\0\u{3}force_released\0\u{3}quarantine_deleted\0\u{3}pin_setting_changed\0\u{3}snapshot_created\0\u{3}snapshot_chunk\0\u{4}\u{4}volume_status\0\u{3}busy_extent_list\0\u{3}pin_list\0\u{3}layout_list\0\u{3}session_list\0\u{3}inode_list\0\u{3}inode_detail\0\u{3}target_list\0\u{3}invariant_report\0\u{3}event_list\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{4}\u{9}hello_ok\0\u{4}\u{a}session_opened\0\u{3}kept_alive\0\u{3}session_resumed\0\u{3}session_closed\0\u{3}pushes_acknowledged\0\u{3}waits_cancelled\0\u{4}\u{5}inode_created\0\u{3}mapping_change\0\u{1}allocation\0\u{3}marked_written\0\u{4}\u{7}pin_grant\0\u{1}unpinned\0\u{4}\u{13}layout_grant\0\u{3}layout_returned\0\u{3}layout_committed\0\u{3}recall_prolonged\0\u{4}\u{7}fence_subscription\0\u{3}fence_acknowledged\0\u{3}fence_list\0\u{3}target_registered\0\u{4}\u{7}session_evicted\0\u{3}target_deregistered\0\u{3}force_released\0\u{3}quarantine_deleted\0\u{3}pin_setting_changed\0\u{3}snapshot_created\0\u{3}snapshot_chunk\0\u{4}\u{4}volume_status\0\u{3}busy_extent_list\0\u{3}pin_list\0\u{3}layout_list\0\u{3}session_list\0\u{3}inode_list\0\u{3}inode_detail\0\u{3}target_list\0\u{3}invariant_report\0\u{3}event_list\0\u{2}e\u{1}reflects\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -7856,6 +7886,7 @@ nonisolated extension Leasehold_V1_Response: SwiftProtobuf.Message, SwiftProtobu
           self.result = .eventList(v)
         }
       }()
+      case 200: try { try decoder.decodeSingularMessageField(value: &self._reflects) }()
       default: break
       }
     }
@@ -8025,11 +8056,50 @@ nonisolated extension Leasehold_V1_Response: SwiftProtobuf.Message, SwiftProtobu
     }()
     case nil: break
     }
+    try { if let v = self._reflects {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 200)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Leasehold_V1_Response, rhs: Leasehold_V1_Response) -> Bool {
     if lhs.result != rhs.result {return false}
+    if lhs._reflects != rhs._reflects {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Leasehold_V1_LogPosition: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LogPosition"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}index\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.index) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.term != 0 {
+      try visitor.visitSingularUInt64Field(value: self.term, fieldNumber: 1)
+    }
+    if self.index != 0 {
+      try visitor.visitSingularUInt64Field(value: self.index, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Leasehold_V1_LogPosition, rhs: Leasehold_V1_LogPosition) -> Bool {
+    if lhs.term != rhs.term {return false}
+    if lhs.index != rhs.index {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
