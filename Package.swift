@@ -132,6 +132,7 @@ let package = Package(
             name: "LeaseholdNode",
             dependencies: [
                 "LeaseholdServer",
+                "LeaseholdStore",
                 "LeaseholdCluster",
                 "LeaseholdEtcd",
                 "LeaseholdJournal",
@@ -146,7 +147,7 @@ let package = Package(
             name: "LeaseholdNodeTests",
             dependencies: [
                 "LeaseholdNode", "LeaseholdServer", "LeaseholdClient", "LeaseholdCluster", "LeaseholdEtcd", "LeaseholdCore", "LeaseholdMessages", "LeaseholdJournal",
-                "LeaseholdCertificates", "LeaseholdTestSupport", "LeaseholdClusterTestSupport",
+                "LeaseholdStore", "LeaseholdCertificates", "LeaseholdTestSupport", "LeaseholdClusterTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

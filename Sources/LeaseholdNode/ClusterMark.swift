@@ -51,12 +51,21 @@ public struct ClusterMark: Sendable, Hashable {
         return ClusterMark(cluster: cluster, volume: volume, applied: applied)
     }
 
-    /// Writes the mark atomically (a new file renamed over the old one).
+    /// Writes the mark durably and atomically: a new file, synced, renamed over the old
+    /// one, so a crash leaves the old mark or the new one, never an empty file.
     public func write(in directory: String) throws {
         var text = "cluster \(self.cluster)\n"
         if let volume { text += "volume \(volume.uuidString.lowercased())\n" }
         text += "applied \(self.applied)\n"
-        try text.write(toFile: Self.path(in: directory), atomically: true, encoding: .utf8)
+        let path = Self.path(in: directory)
+        let temporary = path + ".new"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
+            throw ClusterNodeError("cannot write \(temporary)")
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+        try handle.synchronize()
+        try handle.close()
+        guard rename(temporary, path) == 0 else { throw ClusterNodeError("cannot rename \(temporary) to \(path): errno \(errno)") }
     }
 }
 

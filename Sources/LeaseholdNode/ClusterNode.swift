@@ -79,8 +79,12 @@ public final class ClusterNode: Service, Sendable {
     private let appliedIndex = Atomic<UInt64>(0)
     /// What the data directory says; rewritten as `appliedIndex` grows.
     private let mark: Mutex<ClusterMark>
+    /// The node's SQLite copy of the committed log (`DATA/replica.db`); `nil` when it
+    /// could not be opened.
+    let localCopy: LocalCopy?
 
-    private init(configuration: Configuration, server: LeaseholdServer, client: EtcdClient, mark: ClusterMark, logger: Logger) {
+    private init(configuration: Configuration, server: LeaseholdServer, client: EtcdClient, mark: ClusterMark, localCopy: LocalCopy?, logger: Logger) {
+        self.localCopy = localCopy
         self.configuration = configuration
         self.server = server
         self.keys = ClusterKeys(cluster: configuration.cluster)
@@ -106,9 +110,9 @@ public final class ClusterNode: Service, Sendable {
         precondition(server.sink == nil, "a cluster node's sink is the etcd log")
         let client = EtcdClient(configuration.etcd)
         do {
-            let (prepared, mark) = try await Self.prepare(configuration, server, client: client, logger: logger)
+            let (prepared, mark, copy) = try await Self.prepare(configuration, server, client: client, logger: logger)
             let started = try await LeaseholdServer.start(configuration: prepared, logger: logger)
-            return ClusterNode(configuration: configuration, server: started, client: client, mark: mark, logger: logger)
+            return ClusterNode(configuration: configuration, server: started, client: client, mark: mark, localCopy: copy, logger: logger)
         } catch {
             try? await client.shutdown()
             throw error
@@ -119,7 +123,7 @@ public final class ClusterNode: Service, Sendable {
     /// server configuration the volume's geometry and settings.
     static func prepare(
         _ configuration: Configuration, _ server: ServerConfiguration, client: EtcdClient, logger: Logger
-    ) async throws -> (ServerConfiguration, ClusterMark) {
+    ) async throws -> (ServerConfiguration, ClusterMark, LocalCopy?) {
         let name = configuration.cluster
         let keys = ClusterKeys(cluster: name)
         guard let volume = try await ClusterVolume.read(client: client, keys: keys) else {
@@ -138,13 +142,32 @@ public final class ClusterNode: Service, Sendable {
         }
         let head = try await LogFollower(client: client, keys: keys).head()
         let index = head.position?.index ?? 0
+        var copy: LocalCopy?
+        do {
+            copy = try LocalCopy(directory: server.dataDirectory, logger: logger)
+        } catch {
+            logger.warning("no local copy of the log: it does not open", metadata: ["error": "\(error)"])
+        }
+        if let copy, let held = try? await copy.load() {
+            mark.applied = Swift.max(mark.applied, held.position.index)
+            guard held.state.volume?.geometry == volume.geometry else {
+                copy.close()
+                throw ClusterNodeError("\(copy.path) holds a volume of another geometry than cluster '\(name)': use a new data directory")
+            }
+        }
         guard index >= mark.applied else {
+            copy?.close()
             throw ClusterNodeError(
                 "this node applied the log of volume \(volume.uuid.uuidString.lowercased()) to index \(mark.applied), but etcd's log ends at \(index): etcd lost acknowledged entries (wiped, or restored from an older backup). Refusing to serve"
             )
         }
         mark.volume = volume.uuid
-        try mark.write(in: server.dataDirectory)
+        do {
+            try mark.write(in: server.dataDirectory)
+        } catch {
+            copy?.close()
+            throw error
+        }
         var server = server
         server.coordinator = volume.settings.applied(to: server.coordinator, geometry: volume.geometry)
         server.admins = volume.settings.admins
@@ -156,7 +179,7 @@ public final class ClusterNode: Service, Sendable {
                 "volume.blockCount": "\(volume.geometry.blockCount)", "log.head": "\(index)",
             ]
         )
-        return (server, mark)
+        return (server, mark, copy)
     }
 
     /// Records a log index this node applied (or made durable), for the data directory.
@@ -169,20 +192,24 @@ public final class ClusterNode: Service, Sendable {
         }
     }
 
-    /// Rewrites the data directory's mark when the applied index grew.
+    /// Rewrites the data directory's mark when the applied index grew. Writes are
+    /// serialized (under the mark's lock), so the file never goes backwards.
     func recordApplied() {
         let index = self.appliedIndex.load(ordering: .relaxed)
-        let mark = self.mark.withLock { mark -> ClusterMark? in
+        let directory = self.server.configuration.dataDirectory
+        let failure = self.mark.withLock { mark -> (any Error)? in
             guard index > mark.applied else { return nil }
-            mark.applied = index
-            return mark
+            var next = mark
+            next.applied = index
+            do {
+                try next.write(in: directory)
+                mark = next
+                return nil
+            } catch {
+                return error
+            }
         }
-        guard let mark else { return }
-        do {
-            try mark.write(in: self.server.configuration.dataDirectory)
-        } catch {
-            self.logger.warning("could not record the applied log index", metadata: ["error": "\(error)"])
-        }
+        if let failure { self.logger.warning("could not record the applied log index", metadata: ["error": "\(failure)"]) }
     }
 
     /// The server's role now.
@@ -209,8 +236,10 @@ public final class ClusterNode: Service, Sendable {
         lifecycle.cancel()
         await lifecycle.value
         recording.cancel()
+        await recording.value
         if let sink = self.state.withLock({ $0.sink }) { self.noteApplied(sink.durableIndex) }
         self.recordApplied()
+        self.localCopy?.close()
         try? await self.client.shutdown()
         try? await self.keepaliveClient.shutdown()
         try? await self.keepaliveGroup.shutdownGracefully()
@@ -232,11 +261,34 @@ public final class ClusterNode: Service, Sendable {
 
     // MARK: - Rounds
 
+    /// At every round: etcd still holds this node's volume, and a log that reaches what
+    /// this node applied. Otherwise a ``ClusterNodeError``: the node stops serving.
+    private func checkIdentity(_ follower: LogFollower) async throws {
+        let known = self.mark.withLock { $0.volume }
+        let volume = try await ClusterVolume.read(client: self.client, keys: self.keys)
+        guard let volume, volume.uuid == known else {
+            throw ClusterNodeError(
+                "cluster '\(self.configuration.cluster)' in etcd no longer holds volume \(known?.uuidString.lowercased() ?? "?") (it holds \(volume.map { $0.uuid.uuidString.lowercased() } ?? "none")): etcd was wiped or initialized again"
+            )
+        }
+        let head = try await follower.head().position?.index ?? 0
+        let applied = self.appliedIndex.load(ordering: .relaxed)
+        guard head >= applied else {
+            throw ClusterNodeError("etcd's log ends at \(head), below index \(applied) this node applied: etcd lost acknowledged entries (restored from an older backup?)")
+        }
+    }
+
     private func rounds() async {
         while !self.state.withLock({ $0.stopping }) && !Task.isCancelled {
             do {
                 try await self.round()
             } catch is CancellationError {
+                break
+            } catch let error as ClusterNodeError {
+                // etcd no longer holds what this node served: serving on would forget
+                // acknowledged state or mix two volumes.
+                self.logger.critical("this node stops serving", metadata: ["error": "\(error)"])
+                self.server.shutdown()
                 break
             } catch {
                 self.logger.warning("cluster round ended; starting over from the log", metadata: ["error": "\(error)"])
@@ -250,10 +302,16 @@ public final class ClusterNode: Service, Sendable {
     /// One standby phase and, when the campaign is won, one term as leader.
     private func round() async throws {
         let follower = LogFollower(client: self.client, keys: self.keys)
-        let caught = try await follower.catchUp(from: self.state.withLock { $0.image })
+        try await self.checkIdentity(follower)
+        var base = self.state.withLock { $0.image }
+        if base == nil, let copy = self.localCopy {
+            base = try? await copy.load()
+        }
+        let caught = try await follower.catchUp(from: base)
         let image = Image(caught.state ?? LoadedState(state: PersistentState(), position: .zero))
         self.noteApplied(image.position.index)
         self.state.withLock { $0.current = image }
+        if let copy = self.localCopy, let loaded = image.loaded { await copy.catchUp(to: loaded) }
         // One election per round: a fresh lease, a fresh key, a higher term. It ends with
         // the round, however the round ends.
         let ended = Fence()
@@ -289,6 +347,7 @@ public final class ClusterNode: Service, Sendable {
                 try await follower.follow(after: image.position, from: revision) { batch in
                     image.apply(batch)
                     self.noteApplied(batch.position.index)
+                    await self.localCopy?.apply(batch) { image.loaded }
                 }
                 return nil
             }
@@ -303,6 +362,9 @@ public final class ClusterNode: Service, Sendable {
             }
             throw LeaderElectionError("the campaign ended without a result")
         }
+        // Not a volume this node was started for, or a log that lost what it applied:
+        // never take over.
+        try await self.checkIdentity(follower)
         // Takeover: apply the log to the head (the sink's load), then serve. The gate
         // closes for good the moment the leadership ends, before anything else happens.
         let key = election.key!

@@ -82,7 +82,7 @@ final class CoordinatorOwner: Sendable {
     let tickPacing: Duration
     /// Cluster mode: whether this node may release anything right now (it leads and its
     /// leadership deadline has not passed); checked at every output, replies released by
-    /// the journal, renewals and recall pushes alike. `nil` for a single node.
+    /// the journal (pushes included) and renewals alike. `nil` for a single node.
     let gate: (@Sendable () -> Bool)?
 
     init(

@@ -18,6 +18,9 @@ final class StandbyReads: Sendable {
 
     init(source: @escaping @Sendable () -> LoadedState?, configuration: CoordinatorConfiguration) {
         self.source = source
+        var configuration = configuration
+        // A query's step fires no due timer (invariant 10): none may run on a standby.
+        configuration.maxTimersPerRequest = 0
         self.configuration = configuration
     }
 

@@ -74,6 +74,26 @@ public final class Store: Sendable {
         }
     }
 
+    /// Replaces every row by `changes` (a whole image, ``PersistentState/changeSet``) at
+    /// `position`, in one transaction: a cluster node's local copy after it caught up
+    /// from a checkpoint. A crash leaves the old rows or the new ones, never a mix.
+    public func replaceAll(with changes: ChangeSet, position: LogPosition) throws {
+        try self.pool.writeWithoutTransaction { db in
+            try db.execute(sql: "BEGIN IMMEDIATE")
+            do {
+                for table in StoreSchema.tables { try db.execute(sql: "DELETE FROM \(table)") }
+                var writer = RowWriter(db: db)
+                for row in changes.rows { try writer.write(row) }
+                try writer.write(position)
+                try db.execute(sql: "COMMIT")
+                self.writtenPosition.withLock { $0 = position }
+            } catch {
+                if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK") }
+                throw error
+            }
+        }
+    }
+
     /// The journal position of the last batch written (`zero` before the first).
     public func position() throws -> LogPosition {
         if let known = self.writtenPosition.withLock({ $0 }) { return known }

@@ -12,6 +12,9 @@ import LeaseholdCore
 /// message (Protos/leasehold/v1/leasehold.proto), as on the wire. Unsigned 64-bit values
 /// above 2^63 - 1 are stored as their two's-complement bit pattern.
 enum StoreSchema {
+    /// Every table of the coordinator state.
+    static let tables = ["volume", "counters", "inode", "extent", "freeExtent", "busyRun", "session", "slot", "pin", "layout", "recall", "fence", "target"]
+
     /// The migration that replaces session secrets by their digests.
     static let secretDigests = "v3: session secrets kept as digests"
 

@@ -4,6 +4,7 @@ import LeaseholdCluster
 import LeaseholdCore
 import LeaseholdEtcd
 import LeaseholdJournal
+import LeaseholdNode
 import LeaseholdStore
 
 /// `leaseholdd cluster ...`: what a cluster keeps in etcd about itself.
@@ -40,9 +41,12 @@ struct ClusterCommand: AsyncParsableCommand {
             if let directory = self.import {
                 let path = (directory as NSString).appendingPathComponent("leasehold.db")
                 guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("import: \(path) does not exist") }
-                if let mark = try? String(contentsOfFile: (directory as NSString).appendingPathComponent("cluster"), encoding: .utf8) {
-                    throw ValidationError("import: \(directory) is a cluster node's directory (\(mark.split(separator: "\n").first ?? "")), not a single node's")
+                if let mark = try ClusterMark.read(in: directory) {
+                    throw ValidationError("import: \(directory) belongs to cluster '\(mark.cluster)' already, not to a single node")
                 }
+                // Held until this process ends: a running server holds it too, so its state
+                // cannot change under the import, and none can start on it meanwhile.
+                _ = try DataDirectoryLock(directory: directory)
                 let store = try Store(path: path)
                 defer { try? store.close() }
                 guard let loaded = try await store.load(), let volume = loaded.state.volume else {
@@ -68,6 +72,11 @@ struct ClusterCommand: AsyncParsableCommand {
                 throw error
             }
             try? await client.shutdown()
+            if let directory = self.import, let imported {
+                // The directory's volume now belongs to the cluster: alone it would be a
+                // second authority over the same blocks, so `serve` without etcd refuses it.
+                try ClusterMark(cluster: name, volume: cluster.uuid, applied: max(1, imported.position.index)).write(in: directory)
+            }
             var report = "cluster '\(name)': volume \(cluster.uuid.uuidString.lowercased()), \(cluster.geometry.blockCount) blocks of \(cluster.geometry.blockSize) bytes"
             if let imported { report += ", imported from \(self.import!) at log index \(max(1, imported.position.index))" }
             print(report)

@@ -63,6 +63,8 @@ struct Serve: AsyncParsableCommand {
 
         let dataDirectory = lookup.value(self.dataDir, "data-dir") ?? "./leasehold-data"
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        // Held until the process ends: one server per data directory.
+        _ = try DataDirectoryLock(directory: dataDirectory)
         let etcdEndpoints = self.etcd.endpoints(lookup)
         // A data directory a cluster node used belongs to that cluster: alone, it would
         // serve a stale copy of the volume.

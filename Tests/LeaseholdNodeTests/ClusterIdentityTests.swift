@@ -5,6 +5,7 @@ import LeaseholdClusterTestSupport
 import LeaseholdCore
 import LeaseholdJournal
 import LeaseholdNode
+import LeaseholdStore
 import LeaseholdTestSupport
 import Testing
 
@@ -121,5 +122,46 @@ struct ClusterIdentityTests {
         await a.stop()
         let keys = ClusterKeys(cluster: cluster)
         try await EtcdTestCluster.client(members).delete(keys.all.start, end: keys.all.end)
+    }
+
+    @Test("a standby writes what it applies into its local SQLite copy; a running node stops serving when etcd is initialized again under it")
+    func localCopyAndWipe() async throws {
+        let members = try await EtcdMembers.shared()
+        let client = EtcdTestCluster.client(members)
+        let tls = try Nodes.sharedTLS()
+        defer { try? FileManager.default.removeItem(atPath: tls) }
+        let cluster = EtcdTestCluster.freshName()
+        let keys = ClusterKeys(cluster: cluster)
+        _ = try await Nodes.initialize(cluster, members: members)
+        let a = try await Nodes.start(cluster: cluster, name: "a", endpoints: members.endpoints, tls: tls)
+        let b = try await Nodes.start(cluster: cluster, name: "b", endpoints: members.endpoints, tls: tls)
+        let (leader, standby) = try await Nodes.roles(a, b)
+        let host = try await leader.client("host-a", tls: tls)
+        let session = try await host.openSession(name: "h", ttl: .seconds(10))
+        let inode = try await session.createInode()
+        let head = try #require(try await LogFollower(client: client, keys: keys).head().position)
+
+        // The standby's copy reaches the head and holds the inode.
+        let copy = try Store(path: (standby.directory as NSString).appendingPathComponent("replica.db"))
+        try await eventually("the standby's copy reaches the head", timeout: .seconds(20)) {
+            try copy.position().index >= head.index
+        }
+        #expect(try copy.loadState().inodes[inode] != nil)
+        try copy.close()
+        host.close()
+
+        // etcd wiped and initialized again while both run: the leader stops serving, and
+        // the standby never leads the new volume (it stops too, or stays a standby).
+        try await client.delete(keys.all.start, end: keys.all.end)
+        _ = try await Nodes.initialize(cluster, members: members)
+        try await eventually("the leader stops serving", timeout: .seconds(60)) { leader.finished }
+        let watched = ContinuousClock.now
+        while !standby.finished && ContinuousClock.now < watched + .seconds(5) {
+            #expect(standby.role != .leader, "the standby leads a volume it was not started for")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        await leader.stop()
+        await standby.stop()
+        try await client.delete(keys.all.start, end: keys.all.end)
     }
 }

@@ -11,6 +11,7 @@ import LeaseholdNode
 import LeaseholdServer
 import LeaseholdTestSupport
 import Logging
+import Synchronization
 import Testing
 
 /// Cluster nodes in this process against a real etcd: one leads, the other is a standby
@@ -26,13 +27,23 @@ struct ClusterNodeTests {
         let running: Task<Void, any Error>
         let port: Int
 
+        final class Done: Sendable { let value = Atomic<Bool>(false) }
+        let done = Done()
+
         init(name: String, directory: String, node: ClusterNode, port: Int) {
             self.name = name
             self.directory = directory
             self.node = node
             self.port = port
-            self.running = Task { try await node.run() }
+            let done = self.done
+            self.running = Task {
+                defer { done.value.store(true, ordering: .relaxed) }
+                try await node.run()
+            }
         }
+
+        /// Whether `run()` returned (a graceful shutdown, or the node stopped serving).
+        var finished: Bool { self.done.value.load(ordering: .relaxed) }
 
         var endpoint: String { "127.0.0.1:\(self.port)" }
         var role: NodeRole { self.node.role }

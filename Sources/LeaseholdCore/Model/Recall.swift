@@ -1,8 +1,8 @@
 /// A recall of a layout or of a long-term pin, sent when a mapping change needs it back.
 ///
-/// Lifecycle: pushed at once (recalls are advisory and not held back for a commit) with
-/// a deadline of `recallTimeout`. The holder answers by returning the layout range or
-/// unpinning; it may answer `recallInProgress` once to extend the deadline by one more
+/// Lifecycle: pushed once its step is durable (nothing numbered leaves ahead of the
+/// journal), with a deadline of `recallTimeout` from the step. The holder answers by
+/// returning the layout range or unpinning; it may answer `recallInProgress` once to extend the deadline by one more
 /// `recallTimeout` (Lustre prolongs a busy lock), and that it did is persisted. Past the
 /// deadline the grant is revoked, which evicts the holder's session. A recall outlives
 /// the break that sent it: if the break times out, the recall carries on.
