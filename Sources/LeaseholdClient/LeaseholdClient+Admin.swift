@@ -22,6 +22,13 @@ extension LeaseholdClient {
         return extents
     }
 
+    /// Free extents in block order, those starting at or after `page.after` (a block
+    /// number: the next page starts at the last extent's end).
+    public func freeExtents(_ page: Page = Page()) async throws -> [BlockRange] {
+        guard case .freeExtents(let extents) = try await self.call(.core(.listFreeExtents(page)), retry: true) else { throw LeaseholdSession.unexpected("listFreeExtents") }
+        return extents
+    }
+
     /// Live pins, by id, a page at a time.
     public func pins(_ page: Page = Page()) async throws -> [PinInfo] {
         guard case .pins(let pins) = try await self.call(.core(.listPins(page)), retry: true) else { throw LeaseholdSession.unexpected("listPins") }

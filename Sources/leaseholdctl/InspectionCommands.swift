@@ -99,6 +99,20 @@ struct Busy: AsyncParsableCommand {
     }
 }
 
+struct Free: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Free extents in block order (with busy, pins and inodes: every block accounted for).")
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        let extents = try await self.connection.run { client in try await allPages({ try await client.freeExtents($0) }, id: { $0.end }) }
+        self.connection.output.show(
+            ["BLOCKS", "COUNT"],
+            extents.map { [Text.blocks($0), "\($0.count)"] },
+            json: .array(extents.map { .object([("start", .number($0.start)), ("count", .number($0.count))]) })
+        )
+    }
+}
+
 struct Pins: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Live pins.")
     @OptionGroup var connection: ConnectionOptions
@@ -106,11 +120,12 @@ struct Pins: AsyncParsableCommand {
     func run() async throws {
         let pins = try await self.connection.run { client in try await allPages({ try await client.pins($0) }, id: { $0.pin.rawValue }) }
         self.connection.output.show(
-            ["PIN", "SESSION", "IDENTITY", "INODE", "RANGES", "KIND", "TOKEN", "BLOCKS", "BUSY", "EXPIRES IN", "RECALL"],
+            ["PIN", "SESSION", "IDENTITY", "INODE", "RANGES", "KIND", "TOKEN", "BLOCKS", "BUSY", "EXPIRES IN", "RECALL", "PHYSICAL"],
             pins.map {
                 [
                     "\($0.pin)", "\($0.session)", $0.identity, "\($0.inode)", $0.ranges.map(Text.bytes).joined(separator: ","), Text.kind($0.kind), "\($0.token)",
                     "\($0.blocks)", "\($0.busyBlocks)", Text.duration($0.expiresIn), $0.recall.map { "\($0)" } ?? "-",
+                    $0.extents.map { "\($0.physicalBlock)+\($0.count)" }.joined(separator: ","),
                 ]
             },
             json: .array(pins.map { pin in
@@ -121,6 +136,9 @@ struct Pins: AsyncParsableCommand {
                     ("kind", .string(pin.kind.isLongTerm ? "longTerm" : "shortTerm")), ("token", .number(pin.token.rawValue)),
                     ("blocks", .number(pin.blocks)), ("busyBlocks", .number(pin.busyBlocks)), ("expiresInSeconds", .seconds(pin.expiresIn)),
                     ("recall", .optional(pin.recall?.rawValue)),
+                    ("extents", .array(pin.extents.map {
+                        .object([("fileBlock", .number($0.fileBlock)), ("physicalBlock", .number($0.physicalBlock)), ("count", .number($0.count))])
+                    })),
                 ])
             })
         )

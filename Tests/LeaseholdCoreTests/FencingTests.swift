@@ -150,6 +150,49 @@ struct FencingTests {
         #expect(h.violations.isEmpty, "\(h.violations)")
     }
 
+    @Test("auditing from outside: paged free extents and the pins' physical extents account for every block with the mapped and busy ones")
+    func auditFromOutside() throws {
+        var h = Harness()
+        let a = h.openSession("alice")
+        // Free space in several pieces: files, a hole punched into one, a truncate under a pin.
+        let first = h.file(in: a, blocks: 8)
+        let second = h.file(in: a, blocks: 8)
+        _ = h.file(in: a, blocks: 4)
+        let grant = try h.pin(in: a, second, [h.blocks(2, 3)], kind: .longTerm)
+        _ = try h.call(.punchHole(first, h.blocks(2, 2), policy: .busy, expectedGeneration: nil), in: a)
+        _ = try h.call(.truncate(second, size: 0, policy: .busy, expectedGeneration: nil), in: a)
+        // Pages of two, each starting at the last one's end.
+        var free: [BlockRange] = []
+        var after: UInt64 = 0
+        while true {
+            guard case .freeExtents(let page) = try h.admin(.listFreeExtents(Page(after: after, limit: 2))) else {
+                Issue.record("no free extents")
+                return
+            }
+            free += page
+            guard page.count == 2, let last = page.last else { break }
+            after = last.end
+        }
+        #expect(free.count >= 3, "\(free)")
+        #expect(zip(free, free.dropFirst()).allSatisfy { $0.end < $1.start }, "sorted, coalesced: \(free)")
+        let status = h.status()
+        #expect(free.reduce(0) { $0 + $1.count } == status.freeBlocks)
+        #expect(status.freeBlocks + status.mappedBlocks + status.busyBlocks + status.quarantinedBlocks == status.blockCount)
+        // The pin says where its blocks are: the extents of its grant, busy since the truncate.
+        guard case .pins(let pins) = try h.admin(.listPins(Page())), let pin = pins.first(where: { $0.pin == grant.pin }) else {
+            Issue.record("the pin is not listed")
+            return
+        }
+        #expect(pin.extents == grant.extents.array && pin.extents.reduce(0) { $0 + $1.count } == 3)
+        guard case .busyExtents(let busy) = try h.admin(.listBusyExtents(Page())) else { return }
+        for extent in pin.extents {
+            let range = BlockRange(start: extent.physicalBlock, count: extent.count)
+            #expect(busy.contains { $0.range.start <= range.start && range.end <= $0.range.end }, "pinned \(range) is busy")
+            #expect(!free.contains { $0.start < range.end && range.start < $0.end }, "pinned \(range) is not free")
+        }
+        #expect(h.violations.isEmpty, "\(h.violations)")
+    }
+
     @Test("layout seqids: merging bumps the seqid, every return that removes something bumps it, a return with an older seqid keeps later grants")
     func layoutSeqids() throws {
         var h = Harness()

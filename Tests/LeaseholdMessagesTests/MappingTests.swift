@@ -48,6 +48,7 @@ struct MappingTests {
         .setPinSetting(.shortTermOnly),
         .status,
         .listBusyExtents(page),
+        .listFreeExtents(page),
         .listPins(page),
         .listLayouts(page),
         .listSessions(page),
@@ -70,7 +71,8 @@ struct MappingTests {
     )
     static let pinInfo = PinInfo(
         pin: 7, session: 2, identity: "gpu-0", inode: 3, ranges: [range], kind: .shortTerm(ttl: .seconds(5)), token: 44, blocks: 2, busyBlocks: 1,
-        expiresIn: .milliseconds(2_500), recall: 9
+        expiresIn: .milliseconds(2_500), recall: 9,
+        extents: [PinnedExtent(fileBlock: 4, physicalBlock: 900, count: 2)]
     )
     static let layoutInfo = LayoutInfo(
         stateID: stateID, session: 2, identity: "nic-1", inode: 3, iomode: .readWrite, ranges: [blocks], token: 45,
@@ -154,6 +156,7 @@ struct MappingTests {
             ),
             BusyExtentInfo(range: blocks, quarantine: 12, pins: [], fences: [], age: .zero, releaseIn: .milliseconds(300)),
         ]),
+        .freeExtents([BlockRange(start: 0, count: 3), BlockRange(start: 10, count: .max - 10)]),
         .pins([pinInfo]),
         .layouts([layoutInfo, LayoutInfo(stateID: stateID, session: 2, identity: "x", inode: 3, iomode: .read, ranges: [], token: 1, state: .granted)]),
         .sessions([
@@ -211,9 +214,9 @@ struct MappingTests {
             #expect(decoded == body, "\(command.name)")
         }
         // Every command with a wire form is in the list (cancelWaits and registerTarget
-        // have none; openSession is the server-completed form below): 36 - 3.
+        // have none; openSession is the server-completed form below): 37 - 3.
         let names = Set(Self.commands.map(\.name))
-        #expect(names.count == 33)
+        #expect(names.count == 34)
     }
 
     @Test("wire-only commands round-trip; openSession leaves the secret to the server")
@@ -344,7 +347,7 @@ struct MappingTests {
 
     // MARK: Helpers
 
-    static let allResponseNames = 34
+    static let allResponseNames = 35
 
     static func name(of response: Response) -> String {
         switch response {
@@ -374,6 +377,7 @@ struct MappingTests {
         case .pinSettingChanged: "pinSettingChanged"
         case .status: "status"
         case .busyExtents: "busyExtents"
+        case .freeExtents: "freeExtents"
         case .pins: "pins"
         case .layouts: "layouts"
         case .sessions: "sessions"

@@ -153,6 +153,8 @@ public struct PinInfo: Hashable, Sendable, Codable {
     public var busyBlocks: UInt64
     public var expiresIn: Duration?
     public var recall: RecallID?
+    /// Where the pinned blocks are: each pinned run of the file and its physical blocks.
+    public var extents: [PinnedExtent]
 
     public init(
         pin: PinID,
@@ -165,7 +167,8 @@ public struct PinInfo: Hashable, Sendable, Codable {
         blocks: UInt64,
         busyBlocks: UInt64,
         expiresIn: Duration? = nil,
-        recall: RecallID? = nil
+        recall: RecallID? = nil,
+        extents: [PinnedExtent] = []
     ) {
         self.pin = pin
         self.session = session
@@ -178,6 +181,7 @@ public struct PinInfo: Hashable, Sendable, Codable {
         self.busyBlocks = busyBlocks
         self.expiresIn = expiresIn
         self.recall = recall
+        self.extents = extents
     }
 }
 

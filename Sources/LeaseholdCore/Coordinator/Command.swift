@@ -137,6 +137,8 @@ public enum Command: Sendable, Equatable, Codable {
     // MARK: Admin queries
     case status
     case listBusyExtents(Page)
+    /// Free extents starting at or after `page.after` (a block number), in block order.
+    case listFreeExtents(Page)
     case listPins(Page)
     case listLayouts(Page)
     case listSessions(Page)
@@ -162,7 +164,7 @@ public enum Command: Sendable, Equatable, Codable {
     /// the leader's memory).
     public var isAdminQuery: Bool {
         switch self {
-        case .status, .listBusyExtents, .listPins, .listLayouts, .listSessions, .listInodes, .showInode, .listTargets, .checkInvariants:
+        case .status, .listBusyExtents, .listFreeExtents, .listPins, .listLayouts, .listSessions, .listInodes, .showInode, .listTargets, .checkInvariants:
             true
         default:
             false
@@ -174,7 +176,7 @@ public enum Command: Sendable, Equatable, Codable {
         switch self {
         case .openSession, .resumeSession, .registerTarget, .acknowledgeFence, .readFences,
             .evictSession, .deregisterTarget, .forceRelease, .deleteQuarantineInode, .setPinSetting,
-            .status, .listBusyExtents, .listPins, .listLayouts, .listSessions, .listInodes, .showInode,
+            .status, .listBusyExtents, .listFreeExtents, .listPins, .listLayouts, .listSessions, .listInodes, .showInode,
             .listTargets, .checkInvariants, .readEvents:
             false
         default:
@@ -186,7 +188,7 @@ public enum Command: Sendable, Equatable, Codable {
     public var needsAdmin: Bool {
         switch self {
         case .evictSession, .deregisterTarget, .forceRelease, .deleteQuarantineInode, .setPinSetting,
-            .status, .listBusyExtents, .listPins, .listLayouts, .listSessions, .listInodes, .showInode,
+            .status, .listBusyExtents, .listFreeExtents, .listPins, .listLayouts, .listSessions, .listInodes, .showInode,
             .listTargets, .checkInvariants, .readEvents:
             true
         default:
@@ -233,6 +235,7 @@ public enum Command: Sendable, Equatable, Codable {
         case .setPinSetting: "setPinSetting"
         case .status: "status"
         case .listBusyExtents: "listBusyExtents"
+        case .listFreeExtents: "listFreeExtents"
         case .listPins: "listPins"
         case .listLayouts: "listLayouts"
         case .listSessions: "listSessions"

@@ -100,7 +100,8 @@ extension Coordinator {
             blocks: pin.blockCount,
             busyBlocks: pin.busyBlocks,
             expiresIn: expiresIn,
-            recall: self.pinRecalls[pin.id]
+            recall: self.pinRecalls[pin.id],
+            extents: pin.extents.array
         )
     }
 

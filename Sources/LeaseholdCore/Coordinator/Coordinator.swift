@@ -287,6 +287,8 @@ public struct Coordinator: Sendable {
             return reply { () throws(LeaseholdError) in .status(self.status()) }
         case .listBusyExtents(let page):
             return reply { () throws(LeaseholdError) in .busyExtents(self.busyExtents(page: try self.validated(page))) }
+        case .listFreeExtents(let page):
+            return reply { () throws(LeaseholdError) in .freeExtents(self.free.extents(from: try self.validated(page).after, limit: page.limit)) }
         case .listPins(let page):
             return reply { () throws(LeaseholdError) in .pins(self.pinInfos(page: try self.validated(page))) }
         case .listLayouts(let page):

@@ -51,6 +51,7 @@ public enum Response: Hashable, Sendable, Codable {
 
     case status(VolumeStatus)
     case busyExtents([BusyExtentInfo])
+    case freeExtents([BlockRange])
     case pins([PinInfo])
     case layouts([LayoutInfo])
     case sessions([SessionInfo])

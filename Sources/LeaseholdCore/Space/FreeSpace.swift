@@ -51,6 +51,11 @@ public struct FreeSpace: Sendable, Equatable {
         self.byStart.map { BlockRange(start: $0.key, count: $0.value) }
     }
 
+    /// At most `limit` free extents starting at or after `block`, in block order.
+    public func extents(from block: UInt64, limit: Int) -> [BlockRange] {
+        self.byStart.elements(from: block).prefix(limit).map { BlockRange(start: $0.key, count: $0.value) }
+    }
+
     /// The free extent containing `block`.
     public func extent(containing block: UInt64) -> BlockRange? {
         guard let (start, count) = self.byStart.floor(block), block < start + count else { return nil }

@@ -1159,6 +1159,14 @@ public nonisolated struct Leasehold_V1_Request: Sendable {
     set {command = .watchEvents(newValue)}
   }
 
+  public var listFreeExtents: Leasehold_V1_ListFreeExtents {
+    get {
+      if case .listFreeExtents(let v)? = command {return v}
+      return Leasehold_V1_ListFreeExtents()
+    }
+    set {command = .listFreeExtents(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Command: Equatable, Sendable {
@@ -1210,6 +1218,7 @@ public nonisolated struct Leasehold_V1_Request: Sendable {
     case checkInvariants(Leasehold_V1_CheckInvariants)
     case readEvents(Leasehold_V1_ReadEvents)
     case watchEvents(Leasehold_V1_WatchEvents)
+    case listFreeExtents(Leasehold_V1_ListFreeExtents)
 
   }
 
@@ -1878,6 +1887,29 @@ public nonisolated struct Leasehold_V1_ListBusyExtents: Sendable {
   fileprivate var _page: Leasehold_V1_Page? = nil
 }
 
+/// Admin: free extents in block order, those starting at or after `page.after` (a block
+/// number; the next page starts at the last extent's end). Answered by `FreeExtentList`.
+public nonisolated struct Leasehold_V1_ListFreeExtents: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var page: Leasehold_V1_Page {
+    get {_page ?? Leasehold_V1_Page()}
+    set {_page = newValue}
+  }
+  /// Returns true if `page` has been explicitly set.
+  public var hasPage: Bool {self._page != nil}
+  /// Clears the value of `page`. Subsequent reads from it will return its default value.
+  public mutating func clearPage() {self._page = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _page: Leasehold_V1_Page? = nil
+}
+
 /// Admin: pins. Answered by `PinList`.
 public nonisolated struct Leasehold_V1_ListPins: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -2352,6 +2384,14 @@ public nonisolated struct Leasehold_V1_Response: Sendable {
     set {result = .eventList(newValue)}
   }
 
+  public var freeExtentList: Leasehold_V1_FreeExtentList {
+    get {
+      if case .freeExtentList(let v)? = result {return v}
+      return Leasehold_V1_FreeExtentList()
+    }
+    set {result = .freeExtentList(newValue)}
+  }
+
   /// Cluster mode: the log position of the state a standby answered an admin query from
   /// (it applies the log but never decides; the leader may be further). Unset on a leader
   /// and on a single node, whose answers reflect their current state.
@@ -2406,6 +2446,7 @@ public nonisolated struct Leasehold_V1_Response: Sendable {
     case targetList(Leasehold_V1_TargetList)
     case invariantReport(Leasehold_V1_InvariantReport)
     case eventList(Leasehold_V1_EventList)
+    case freeExtentList(Leasehold_V1_FreeExtentList)
 
   }
 
@@ -3359,6 +3400,18 @@ public nonisolated struct Leasehold_V1_BusyExtentList: Sendable {
   public init() {}
 }
 
+public nonisolated struct Leasehold_V1_FreeExtentList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var extents: [Leasehold_V1_BlockRange] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Leasehold_V1_PinInfo: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -3402,6 +3455,10 @@ public nonisolated struct Leasehold_V1_PinInfo: Sendable {
 
   /// The outstanding recall of this pin; 0 if none.
   public var recall: UInt64 = 0
+
+  /// Where the pinned blocks are on the volume: every pinned run of the file and its
+  /// physical blocks, for auditing a volume block by block.
+  public var extents: [Leasehold_V1_PinnedExtent] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -5327,7 +5384,7 @@ nonisolated extension Leasehold_V1_ErrorDetails: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Leasehold_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}session\0\u{1}tag\0\u{2}\u{8}hello\0\u{4}\u{a}open_session\0\u{3}keep_alive\0\u{3}resume_session\0\u{3}close_session\0\u{3}acknowledge_pushes\0\u{4}\u{6}create_inode\0\u{3}delete_inode\0\u{1}allocate\0\u{3}mark_written\0\u{2}\u{7}pin\0\u{1}unpin\0\u{2}\u{9}truncate\0\u{3}punch_hole\0\u{4}\u{9}layout_get\0\u{3}layout_return\0\u{3}layout_commit\0\u{3}prolong_recall\0\u{4}\u{7}subscribe_fences\0\u{3}acknowledge_fence\0\u{3}read_fences\0\u{4}\u{8}evict_session\0\u{3}deregister_target\0\u{3}force_release\0\u{3}delete_quarantine_inode\0\u{3}set_pin_setting\0\u{3}create_snapshot\0\u{3}read_snapshot\0\u{2}\u{4}status\0\u{3}list_busy_extents\0\u{3}list_pins\0\u{3}list_layouts\0\u{3}list_sessions\0\u{3}list_inodes\0\u{3}show_inode\0\u{3}list_targets\0\u{3}check_invariants\0\u{3}read_events\0\u{3}watch_events\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}session\0\u{1}tag\0\u{2}\u{8}hello\0\u{4}\u{a}open_session\0\u{3}keep_alive\0\u{3}resume_session\0\u{3}close_session\0\u{3}acknowledge_pushes\0\u{4}\u{6}create_inode\0\u{3}delete_inode\0\u{1}allocate\0\u{3}mark_written\0\u{2}\u{7}pin\0\u{1}unpin\0\u{2}\u{9}truncate\0\u{3}punch_hole\0\u{4}\u{9}layout_get\0\u{3}layout_return\0\u{3}layout_commit\0\u{3}prolong_recall\0\u{4}\u{7}subscribe_fences\0\u{3}acknowledge_fence\0\u{3}read_fences\0\u{4}\u{8}evict_session\0\u{3}deregister_target\0\u{3}force_release\0\u{3}delete_quarantine_inode\0\u{3}set_pin_setting\0\u{3}create_snapshot\0\u{3}read_snapshot\0\u{2}\u{4}status\0\u{3}list_busy_extents\0\u{3}list_pins\0\u{3}list_layouts\0\u{3}list_sessions\0\u{3}list_inodes\0\u{3}show_inode\0\u{3}list_targets\0\u{3}check_invariants\0\u{3}read_events\0\u{3}watch_events\0\u{3}list_free_extents\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5844,6 +5901,19 @@ nonisolated extension Leasehold_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
           self.command = .watchEvents(v)
         }
       }()
+      case 101: try {
+        var v: Leasehold_V1_ListFreeExtents?
+        var hadOneofValue = false
+        if let current = self.command {
+          hadOneofValue = true
+          if case .listFreeExtents(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.command = .listFreeExtents(v)
+        }
+      }()
       default: break
       }
     }
@@ -6016,6 +6086,10 @@ nonisolated extension Leasehold_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
     case .watchEvents?: try {
       guard case .watchEvents(let v)? = self.command else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 100)
+    }()
+    case .listFreeExtents?: try {
+      guard case .listFreeExtents(let v)? = self.command else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 101)
     }()
     case nil: break
     }
@@ -7100,6 +7174,40 @@ nonisolated extension Leasehold_V1_ListBusyExtents: SwiftProtobuf.Message, Swift
   }
 }
 
+nonisolated extension Leasehold_V1_ListFreeExtents: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListFreeExtents"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}page\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._page {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Leasehold_V1_ListFreeExtents, rhs: Leasehold_V1_ListFreeExtents) -> Bool {
+    if lhs._page != rhs._page {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Leasehold_V1_ListPins: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListPins"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}page\0")
@@ -7371,7 +7479,7 @@ nonisolated extension Leasehold_V1_WatchEvents: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Leasehold_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{4}\u{9}hello_ok\0\u{4}\u{a}session_opened\0\u{3}kept_alive\0\u{3}session_resumed\0\u{3}session_closed\0\u{3}pushes_acknowledged\0\u{3}waits_cancelled\0\u{4}\u{5}inode_created\0\u{3}mapping_change\0\u{1}allocation\0\u{3}marked_written\0\u{4}\u{7}pin_grant\0\u{1}unpinned\0\u{4}\u{13}layout_grant\0\u{3}layout_returned\0\u{3}layout_committed\0\u{3}recall_prolonged\0\u{4}\u{7}fence_subscription\0\u{3}fence_acknowledged\0\u{3}fence_list\0\u{3}target_registered\0\u{4}\u{7}session_evicted\0\u{3}target_deregistered\0\u{3}force_released\0\u{3}quarantine_deleted\0\u{3}pin_setting_changed\0\u{3}snapshot_created\0\u{3}snapshot_chunk\0\u{4}\u{4}volume_status\0\u{3}busy_extent_list\0\u{3}pin_list\0\u{3}layout_list\0\u{3}session_list\0\u{3}inode_list\0\u{3}inode_detail\0\u{3}target_list\0\u{3}invariant_report\0\u{3}event_list\0\u{2}e\u{1}reflects\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{4}\u{9}hello_ok\0\u{4}\u{a}session_opened\0\u{3}kept_alive\0\u{3}session_resumed\0\u{3}session_closed\0\u{3}pushes_acknowledged\0\u{3}waits_cancelled\0\u{4}\u{5}inode_created\0\u{3}mapping_change\0\u{1}allocation\0\u{3}marked_written\0\u{4}\u{7}pin_grant\0\u{1}unpinned\0\u{4}\u{13}layout_grant\0\u{3}layout_returned\0\u{3}layout_committed\0\u{3}recall_prolonged\0\u{4}\u{7}fence_subscription\0\u{3}fence_acknowledged\0\u{3}fence_list\0\u{3}target_registered\0\u{4}\u{7}session_evicted\0\u{3}target_deregistered\0\u{3}force_released\0\u{3}quarantine_deleted\0\u{3}pin_setting_changed\0\u{3}snapshot_created\0\u{3}snapshot_chunk\0\u{4}\u{4}volume_status\0\u{3}busy_extent_list\0\u{3}pin_list\0\u{3}layout_list\0\u{3}session_list\0\u{3}inode_list\0\u{3}inode_detail\0\u{3}target_list\0\u{3}invariant_report\0\u{3}event_list\0\u{3}free_extent_list\0\u{2}d\u{1}reflects\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -7886,6 +7994,19 @@ nonisolated extension Leasehold_V1_Response: SwiftProtobuf.Message, SwiftProtobu
           self.result = .eventList(v)
         }
       }()
+      case 100: try {
+        var v: Leasehold_V1_FreeExtentList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .freeExtentList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .freeExtentList(v)
+        }
+      }()
       case 200: try { try decoder.decodeSingularMessageField(value: &self._reflects) }()
       default: break
       }
@@ -8053,6 +8174,10 @@ nonisolated extension Leasehold_V1_Response: SwiftProtobuf.Message, SwiftProtobu
     case .eventList?: try {
       guard case .eventList(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 99)
+    }()
+    case .freeExtentList?: try {
+      guard case .freeExtentList(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 100)
     }()
     case nil: break
     }
@@ -9846,9 +9971,39 @@ nonisolated extension Leasehold_V1_BusyExtentList: SwiftProtobuf.Message, SwiftP
   }
 }
 
+nonisolated extension Leasehold_V1_FreeExtentList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FreeExtentList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}extents\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.extents) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.extents.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.extents, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Leasehold_V1_FreeExtentList, rhs: Leasehold_V1_FreeExtentList) -> Bool {
+    if lhs.extents != rhs.extents {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Leasehold_V1_PinInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PinInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pin\0\u{1}session\0\u{1}identity\0\u{1}inode\0\u{1}ranges\0\u{1}kind\0\u{3}ttl_nanos\0\u{1}token\0\u{1}blocks\0\u{3}busy_blocks\0\u{3}expires_in_nanos\0\u{1}recall\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pin\0\u{1}session\0\u{1}identity\0\u{1}inode\0\u{1}ranges\0\u{1}kind\0\u{3}ttl_nanos\0\u{1}token\0\u{1}blocks\0\u{3}busy_blocks\0\u{3}expires_in_nanos\0\u{1}recall\0\u{1}extents\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -9868,6 +10023,7 @@ nonisolated extension Leasehold_V1_PinInfo: SwiftProtobuf.Message, SwiftProtobuf
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.busyBlocks) }()
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self._expiresInNanos) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.recall) }()
+      case 13: try { try decoder.decodeRepeatedMessageField(value: &self.extents) }()
       default: break
       }
     }
@@ -9914,6 +10070,9 @@ nonisolated extension Leasehold_V1_PinInfo: SwiftProtobuf.Message, SwiftProtobuf
     if self.recall != 0 {
       try visitor.visitSingularUInt64Field(value: self.recall, fieldNumber: 12)
     }
+    if !self.extents.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.extents, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -9930,6 +10089,7 @@ nonisolated extension Leasehold_V1_PinInfo: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.busyBlocks != rhs.busyBlocks {return false}
     if lhs._expiresInNanos != rhs._expiresInNanos {return false}
     if lhs.recall != rhs.recall {return false}
+    if lhs.extents != rhs.extents {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -130,6 +130,7 @@ extension PinInfo {
         wire.busyBlocks = self.busyBlocks
         if let expiresIn = self.expiresIn { wire.expiresInNanos = expiresIn.wireNanos }
         wire.recall = self.recall?.rawValue ?? 0
+        wire.extents = self.extents.map(\.wire)
         return wire
     }
 
@@ -145,7 +146,8 @@ extension PinInfo {
             blocks: wire.blocks,
             busyBlocks: wire.busyBlocks,
             expiresIn: wire.hasExpiresInNanos ? Duration(wireNanos: wire.expiresInNanos) : nil,
-            recall: optionalID(wire.recall)
+            recall: optionalID(wire.recall),
+            extents: wire.extents.map(PinnedExtent.init(wire:))
         )
     }
 }

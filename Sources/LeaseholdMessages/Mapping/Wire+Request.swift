@@ -138,6 +138,8 @@ extension WireCommand {
             self = .core(.status)
         case .listBusyExtents(let list):
             self = .core(.listBusyExtents(page(list.page)))
+        case .listFreeExtents(let list):
+            self = .core(.listFreeExtents(page(list.page)))
         case .listPins(let list):
             self = .core(.listPins(page(list.page)))
         case .listLayouts(let list):
@@ -350,6 +352,10 @@ extension Command {
             var list = Leasehold_V1_ListBusyExtents()
             list.page = page(p)
             return .listBusyExtents(list)
+        case .listFreeExtents(let p):
+            var list = Leasehold_V1_ListFreeExtents()
+            list.page = page(p)
+            return .listFreeExtents(list)
         case .listPins(let p):
             var list = Leasehold_V1_ListPins()
             list.page = page(p)

@@ -114,6 +114,8 @@ extension Response {
             response.volumeStatus = status.wire
         case .busyExtents(let extents):
             response.busyExtentList.extents = extents.map(\.wire)
+        case .freeExtents(let extents):
+            response.freeExtentList.extents = extents.map(\.wire)
         case .pins(let pins):
             response.pinList.pins = pins.map(\.wire)
         case .layouts(let layouts):
@@ -252,6 +254,10 @@ extension Response {
             var extents: [BusyExtentInfo] = []
             for extent in list.extents { extents.append(try BusyExtentInfo(wire: extent)) }
             self = .busyExtents(extents)
+        case .freeExtentList(let list):
+            var extents: [BlockRange] = []
+            for (index, extent) in list.extents.enumerated() { extents.append(try BlockRange(wire: extent, field: "freeExtentList.extents[\(index)]")) }
+            self = .freeExtents(extents)
         case .pinList(let list):
             var pins: [PinInfo] = []
             for pin in list.pins { pins.append(try PinInfo(wire: pin)) }
