@@ -9,8 +9,10 @@ import Foundation
 /// UUID (etcd wiped and initialized again, or the wrong endpoints) is refused, and so is
 /// an etcd whose log ends below the index recorded here (etcd restored from an older
 /// backup): serving that would forget acknowledged mutations. `leaseholdd` without
-/// `--etcd-endpoints` refuses a directory that has the file at all. A file of an earlier
-/// version holds the cluster name alone; the UUID is adopted at the next start.
+/// `--etcd-endpoints` refuses a directory that has the file at all, and so does `cluster
+/// init --import` (it writes the file into the directory it imported). A file of an
+/// earlier version holds the cluster name alone and still reads; its cluster has no
+/// `volume` key, so its nodes refuse to start until a new cluster is initialized.
 public struct ClusterMark: Sendable, Hashable {
     public var cluster: String
     public var volume: UUID?
