@@ -134,13 +134,13 @@ public struct ClusterSettings: Sendable, Hashable {
 
     var message: Leasehold_Cluster_V1_Settings {
         var message = Leasehold_Cluster_V1_Settings()
-        message.minTtlNanos = Self.nanos(self.minimumTTL)
-        message.defaultTtlNanos = Self.nanos(self.defaultTTL)
-        message.maxTtlNanos = Self.nanos(self.maximumTTL)
-        message.maxShortTermPinNanos = Self.nanos(self.maxShortTermPin)
-        message.recallTimeoutNanos = Self.nanos(self.recallTimeout)
-        message.releaseDelayNanos = Self.nanos(self.releaseDelay)
-        message.maxWaitNanos = Self.nanos(self.maxWait)
+        message.minTtlNanos = self.minimumTTL.nanosecondsClamped
+        message.defaultTtlNanos = self.defaultTTL.nanosecondsClamped
+        message.maxTtlNanos = self.maximumTTL.nanosecondsClamped
+        message.maxShortTermPinNanos = self.maxShortTermPin.nanosecondsClamped
+        message.recallTimeoutNanos = self.recallTimeout.nanosecondsClamped
+        message.releaseDelayNanos = self.releaseDelay.nanosecondsClamped
+        message.maxWaitNanos = self.maxWait.nanosecondsClamped
         message.admins = self.admins.sorted()
         message.targets = self.targets.sorted()
         return message
@@ -160,11 +160,6 @@ public struct ClusterSettings: Sendable, Hashable {
         guard self.minimumTTL > .zero, self.minimumTTL <= self.defaultTTL, self.defaultTTL <= self.maximumTTL else {
             throw ClusterVolumeError("the cluster's TTLs do not satisfy 0 < min <= default <= max")
         }
-    }
-
-    static func nanos(_ duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        return UInt64(clamping: seconds) &* 1_000_000_000 &+ UInt64(clamping: attoseconds / 1_000_000_000)
     }
 }
 

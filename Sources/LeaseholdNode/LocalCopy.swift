@@ -48,7 +48,7 @@ final class LocalCopy: Sendable {
         guard batch.position.index > position.index else { return }
         do {
             if batch.position.index == position.index + 1 {
-                _ = try await Self.offPool { try store.apply(batch.changeSets, position: batch.position) }
+                _ = try await Store.offPool { try store.apply(batch.changeSets, position: batch.position) }
                 self.state.withLock { $0.position = batch.position }
             } else if let image = image() {
                 try await self.replace(with: image)
@@ -63,7 +63,7 @@ final class LocalCopy: Sendable {
     func replace(with image: LoadedState) async throws {
         guard let store = self.state.withLock({ $0.store }), self.state.withLock({ $0.position }) != image.position else { return }
         // One transaction: the old rows out, the image in, at its position.
-        _ = try await Self.offPool {
+        _ = try await Store.offPool {
             try store.replaceAll(with: image.state.changeSet, position: image.position)
         }
         self.state.withLock { $0.position = image.position }
@@ -97,11 +97,5 @@ final class LocalCopy: Sendable {
             return state.store
         }
         try? store?.close()
-    }
-
-    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
-        }
     }
 }

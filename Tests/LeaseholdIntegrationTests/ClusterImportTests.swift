@@ -67,7 +67,10 @@ struct ClusterImportTests {
             guard serving.isRunning else { throw DaemonFailed(message: "the node exited: \(serving.stderr)") }
             guard let admin = try? await single.client() else { return false }
             defer { admin.close() }
-            guard let inodes = try? await admin.inodes(), try await admin.checkInvariants().isEmpty else { return false }
+            // The leader's answer (a standby answers from the log it applied, or notLeader).
+            guard let status = try? await admin.status(), status.reflects == nil, let inodes = try? await admin.inodes(),
+                let violations = try? await admin.checkInvariants(), violations.isEmpty
+            else { return false }
             return inodes.contains { $0.inode == inode }
         }
         serving.signal(SIGTERM)

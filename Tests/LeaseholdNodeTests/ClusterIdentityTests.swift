@@ -142,10 +142,14 @@ struct ClusterIdentityTests {
         let head = try #require(try await LogFollower(client: client, keys: keys).head().position)
 
         // The standby's copy reaches the head and holds the inode.
-        let copy = try Store(path: (standby.directory as NSString).appendingPathComponent("replica.db"))
+        let replica = (standby.directory as NSString).appendingPathComponent("replica.db")
+        // A fresh Store per look: a Store remembers the position it read first.
         try await eventually("the standby's copy reaches the head", timeout: .seconds(20)) {
-            try copy.position().index >= head.index
+            let look = try Store(path: replica)
+            defer { try? look.close() }
+            return try look.position().index >= head.index
         }
+        let copy = try Store(path: replica)
         #expect(try copy.loadState().inodes[inode] != nil)
         try copy.close()
         host.close()

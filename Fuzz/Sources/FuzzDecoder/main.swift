@@ -110,21 +110,22 @@ enum Seeds {
             frames.append(EnvelopeCodec.encode(EnvelopeCodec.push(wire)))
         }
         for (index, frame) in frames.enumerated() {
-            var framed = ByteBufferAllocator().buffer(capacity: frame.readableBytes + 4)
-            framed.writeInteger(UInt32(frame.readableBytes))
-            framed.writeImmutableBuffer(frame)
+            let framed = framedStream([frame])
             let path = (directory as NSString).appendingPathComponent(String(format: "seed-%03d", index))
             _ = FileManager.default.createFile(atPath: path, contents: Data(framed.readableBytesView))
         }
         // Two requests in one stream, as a pipelining client sends them.
         if frames.count >= 2 {
-            var both = ByteBufferAllocator().buffer(capacity: 0)
-            for frame in frames.prefix(2) {
-                both.writeInteger(UInt32(frame.readableBytes))
-                both.writeImmutableBuffer(frame)
-            }
+            let both = framedStream(Array(frames.prefix(2)))
             _ = FileManager.default.createFile(atPath: (directory as NSString).appendingPathComponent("seed-pipelined"), contents: Data(both.readableBytesView))
         }
+    }
+
+    /// `payloads` as a connection carries them, framed by the server's own encoder.
+    static func framedStream(_ payloads: [ByteBuffer]) -> ByteBuffer {
+        var stream = ByteBufferAllocator().buffer(capacity: 0)
+        for payload in payloads { try! FrameEncoder().encode(data: payload, out: &stream) }
+        return stream
     }
 }
 
