@@ -74,9 +74,11 @@ extension LeaseholdClient {
         return violations
     }
 
-    /// Events after `revision` still in the server's history.
+    /// Events after `revision` from the server's durable history (0: from the oldest kept).
+    /// Throws `compacted` (with `details.oldestRevision`) when events after `revision`
+    /// were dropped from it.
     public func events(after revision: EventRevision = 0, limit: Int = 1_000) async throws -> [Event] {
-        guard case .events(let events) = try await self.call(.core(.readEvents(after: revision, limit: limit)), retry: true) else {
+        guard case .events(let events, _) = try await self.call(.core(.readEvents(after: revision, limit: limit)), retry: true) else {
             throw LeaseholdSession.unexpected("readEvents")
         }
         return events

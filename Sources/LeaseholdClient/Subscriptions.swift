@@ -26,8 +26,9 @@ final class FeedSubscription<Item: Sendable>: ConnectionListener, Sendable {
     let state: Mutex<State>
     /// The subscription request for entries after a revision.
     let request: @Sendable (UInt64) -> WireCommand
-    /// The entries a subscription reply carries (throws the server's error).
-    let entries: @Sendable (WireResponse) throws -> [Item]
+    /// The entries a subscription reply carries, and whether more follow them (the
+    /// subscription was not made yet; ask again after the last). Throws the server's error.
+    let entries: @Sendable (WireResponse) throws -> (items: [Item], more: Bool)
     /// The entry a push carries, if it is one of this feed's.
     let pushed: @Sendable (WirePush) -> Item?
     let revision: @Sendable (Item) -> UInt64
@@ -36,7 +37,7 @@ final class FeedSubscription<Item: Sendable>: ConnectionListener, Sendable {
         after start: UInt64,
         connection: ClientConnection,
         request: @escaping @Sendable (UInt64) -> WireCommand,
-        entries: @escaping @Sendable (WireResponse) throws -> [Item],
+        entries: @escaping @Sendable (WireResponse) throws -> (items: [Item], more: Bool),
         pushed: @escaping @Sendable (WirePush) -> Item?,
         revision: @escaping @Sendable (Item) -> UInt64
     ) {
@@ -61,13 +62,21 @@ final class FeedSubscription<Item: Sendable>: ConnectionListener, Sendable {
     }
 
     func subscribe(duringResume: Bool) async {
+        var more = true
+        while more {
+            more = await self.subscribeOnce(duringResume: duringResume)
+        }
+    }
+
+    /// One subscription request; whether the reply said more entries follow.
+    func subscribeOnce(duringResume: Bool) async -> Bool {
         let after = self.state.withLock { state -> UInt64 in
             state.subscribing = true
             return state.last
         }
         do {
             let response = try await self.connection.send(try WireRequestBody(command: self.request(after)).wire(), duringResume: duringResume)
-            let items = try self.entries(response)
+            let (items, more) = try self.entries(response)
             let (continuation, deliver) = self.state.withLock { state -> (AsyncThrowingStream<Item, any Error>.Continuation?, [Item]) in
                 var deliver: [Item] = []
                 for item in items + state.heldBack.sorted(by: { self.revision($0) < self.revision($1) }) where self.revision(item) > state.last {
@@ -79,6 +88,7 @@ final class FeedSubscription<Item: Sendable>: ConnectionListener, Sendable {
                 return (state.continuation, deliver)
             }
             for item in deliver { continuation?.yield(item) }
+            return more && !items.isEmpty
         } catch is ConnectionLost {
             // The next reconnect subscribes again.
             self.state.withLock { $0.subscribing = false }
@@ -87,6 +97,7 @@ final class FeedSubscription<Item: Sendable>: ConnectionListener, Sendable {
             continuation?.finish(throwing: error)
             self.connection.unregister(self)
         }
+        return false
     }
 
     func reconnected(_ connection: ClientConnection, epoch: UInt64) async {
@@ -117,7 +128,7 @@ extension FeedSubscription where Item == Fence {
             request: { .subscribeFences(after: FenceRevision(rawValue: $0)) },
             entries: { response in
                 if case .error(let error)? = response.result { throw LeaseholdError(wire: error) }
-                return try response.fenceSubscription.fences.map { wire throws(LeaseholdError) in try Fence(wire: wire) }
+                return (try response.fenceSubscription.fences.map { wire throws(LeaseholdError) in try Fence(wire: wire) }, false)
             },
             pushed: { push in
                 guard case .fence(let wire)? = push.body else { return nil }
@@ -136,8 +147,8 @@ extension FeedSubscription where Item == Event {
             connection: connection,
             request: { .watchEvents(after: EventRevision(rawValue: $0)) },
             entries: { response in
-                guard case .events(let events) = try Reply(wire: response).get() else { throw LeaseholdSession.unexpected("watchEvents") }
-                return events
+                guard case .events(let events, let more) = try Reply(wire: response).get() else { throw LeaseholdSession.unexpected("watchEvents") }
+                return (events, more)
             },
             pushed: { push in
                 guard case .event(let wire)? = push.body else { return nil }

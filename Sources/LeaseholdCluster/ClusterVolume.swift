@@ -103,6 +103,7 @@ public struct ClusterSettings: Sendable, Hashable {
     public var recallTimeout: Duration
     public var releaseDelay: Duration
     public var maxWait: Duration
+    public var eventHistory: Int
     public var admins: Set<String>
     public var targets: Set<String>
 
@@ -114,6 +115,7 @@ public struct ClusterSettings: Sendable, Hashable {
         self.recallTimeout = coordinator.recallTimeout
         self.releaseDelay = coordinator.releaseDelay
         self.maxWait = coordinator.maxWait
+        self.eventHistory = coordinator.eventHistory
         self.admins = admins
         self.targets = targets
     }
@@ -129,6 +131,7 @@ public struct ClusterSettings: Sendable, Hashable {
         coordinator.recallTimeout = self.recallTimeout
         coordinator.releaseDelay = self.releaseDelay
         coordinator.maxWait = self.maxWait
+        coordinator.eventHistory = self.eventHistory
         return coordinator
     }
 
@@ -141,6 +144,7 @@ public struct ClusterSettings: Sendable, Hashable {
         message.recallTimeoutNanos = self.recallTimeout.nanosecondsClamped
         message.releaseDelayNanos = self.releaseDelay.nanosecondsClamped
         message.maxWaitNanos = self.maxWait.nanosecondsClamped
+        message.eventHistory = UInt64(self.eventHistory)
         message.admins = self.admins.sorted()
         message.targets = self.targets.sorted()
         return message
@@ -155,6 +159,11 @@ public struct ClusterSettings: Sendable, Hashable {
         self.recallTimeout = duration(message.recallTimeoutNanos)
         self.releaseDelay = duration(message.releaseDelayNanos)
         self.maxWait = duration(message.maxWaitNanos)
+        // 0: a volume initialized before the setting existed.
+        self.eventHistory = message.eventHistory == 0 ? CoordinatorConfiguration().eventHistory : Int(clamping: message.eventHistory)
+        guard (1...CoordinatorConfiguration.maxEventHistory).contains(self.eventHistory) else {
+            throw ClusterVolumeError("the cluster's event history \(message.eventHistory) is not between 1 and \(CoordinatorConfiguration.maxEventHistory)")
+        }
         self.admins = Set(message.admins)
         self.targets = Set(message.targets)
         guard self.minimumTTL > .zero, self.minimumTTL <= self.defaultTTL, self.defaultTTL <= self.maximumTTL else {

@@ -22,9 +22,10 @@ public struct LogFollower: Sendable {
         self.keys = keys
     }
 
-    /// The head now: its position (`nil`: no log yet) and the store revision it was read at.
-    public func head() async throws -> (position: LogPosition?, revision: Int64) {
-        let head = try await LogReader(client: self.client, keys: self.keys).head()
+    /// The head now (or at store revision `at`): its position (`nil`: no log yet) and the
+    /// store revision it was read at.
+    public func head(at revision: Int64 = 0) async throws -> (position: LogPosition?, revision: Int64) {
+        let head = try await LogReader(client: self.client, keys: self.keys).head(at: revision)
         return (head.position, head.revision)
     }
 

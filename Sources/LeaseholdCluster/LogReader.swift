@@ -13,19 +13,23 @@ struct LogReader {
     /// Entries read per request.
     var pageSize: Int64 = 64
 
-    /// The head as etcd holds it now: its position (`nil` when the cluster has no log
-    /// yet), its mod revision, and the store revision it was read at.
-    func head() async throws -> (position: LogPosition?, modRevision: Int64, revision: Int64) {
-        let range = try await self.client.range(self.keys.head)
+    /// The head as etcd holds it now (or at store revision `at`): its position (`nil` when
+    /// the cluster has no log yet), its mod revision, and the store revision it was read at.
+    func head(at revision: Int64 = 0) async throws -> (position: LogPosition?, modRevision: Int64, revision: Int64) {
+        let range = try await self.client.range(self.keys.head, revision: revision)
+        // etcd's header gives the store's current revision, not the one asked for.
+        let readAt = revision == 0 ? range.revision : revision
         guard let kv = range.kvs.first else {
-            let stray = try await self.client.range(self.keys.log(0), end: self.keys.logEnd, limit: 1, keysOnly: true)
+            // At the head's revision: a leader writing its first entry and the head since
+            // then is not damage.
+            let stray = try await self.client.range(self.keys.log(0), end: self.keys.logEnd, revision: readAt, limit: 1, keysOnly: true)
             if let key = stray.kvs.first?.key {
                 throw EtcdSinkError("the log has entries (\(key)) but no head: the cluster's keys are damaged")
             }
-            return (nil, 0, range.revision)
+            return (nil, 0, readAt)
         }
         let head = try Leasehold_Cluster_V1_LogHead(serializedBytes: kv.value)
-        return (LogPosition(term: head.term, index: head.index), kv.modRevision, range.revision)
+        return (LogPosition(term: head.term, index: head.index), kv.modRevision, readAt)
     }
 
     /// The state at the head and the head's mod revision; `nil` and 0 when the cluster has

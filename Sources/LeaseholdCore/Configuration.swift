@@ -16,8 +16,11 @@ public struct CoordinatorConfiguration: Hashable, Sendable {
     public var maxWait: Duration = .seconds(60)
     /// Unacknowledged pushes kept per session; older ones are dropped beyond this.
     public var maxPushBacklog: Int = 4_096
-    /// Admin events kept for `readEvents`.
+    /// Admin events the durable history keeps for `readEvents` and watchers; older ones
+    /// are dropped (on disk too) as new ones come.
     public var eventHistory: Int = 10_000
+    /// The longest history `eventHistory` may ask for.
+    public static let maxEventHistory = 1_000_000
     /// Evicted sessions remembered to answer `fenced`/`sessionExpired` precisely.
     public var evictionMemory: Int = 65_536
     /// Most entries a listing returns in one page.

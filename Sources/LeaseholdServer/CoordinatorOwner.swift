@@ -228,12 +228,14 @@ final class CoordinatorOwner: Sendable {
         step.releases.append((connection, .fenceSubscription(id: id, target, fences)))
     }
 
-    /// Answers with the events after `after` and, if that worked, adds the connection to
-    /// the watchers.
+    /// Answers with a page of the events after `after` and, if that was the rest of the
+    /// history, adds the connection to the watchers; otherwise the answer says `more` and
+    /// the client watches again after its last event (a long history never makes one
+    /// oversized frame or a burst of pushes).
     func watchEvents(after: EventRevision, id: UInt64, _ operation: String, _ connection: Connection, _ state: inout State, _ step: inout Step) {
-        let limit = state.coordinator.configuration.eventHistory
+        let limit = state.coordinator.configuration.maxPageSize
         let output = state.coordinator.handle(Request(caller: connection.caller, command: .readEvents(after: after, limit: limit)), at: Self.now())
-        if case .success? = output.reply { state.eventWatchers[ObjectIdentifier(connection)] = connection }
+        if case .success(.events(_, more: false))? = output.reply { state.eventWatchers[ObjectIdentifier(connection)] = connection }
         self.count(operation, output.reply, &step)
         self.collect(output, replyTo: (connection, id), &state, &step)
     }

@@ -197,6 +197,23 @@ enum RowReader {
             let name: String = row[0]
             state.targets[name] = StorageTarget(name: name, acknowledged: FenceRevision(rawValue: UInt64(stored: row[1])))
         }
+
+        let events = try Row.fetchCursor(db, sql: "SELECT revision, body FROM event ORDER BY revision")
+        while let row = try events.next() {
+            let revision = UInt64(stored: row[0])
+            let bytes: Data = row[1]
+            do {
+                let event = try Event(wire: try Leasehold_V1_Event(serializedBytes: bytes))
+                guard event.revision.rawValue == revision else {
+                    throw StoreError.malformedRow(table: "event", key: "\(revision)", problem: "the body is event \(event.revision)")
+                }
+                state.events.append(event)
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                throw StoreError.malformedRow(table: "event", key: "\(revision)", problem: "body does not decode: \(error)")
+            }
+        }
         return state
     }
 

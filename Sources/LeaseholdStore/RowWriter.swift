@@ -152,6 +152,11 @@ struct RowWriter {
             try self.run("INSERT OR REPLACE INTO target (name, acknowledged) VALUES (?, ?)", [name, target.acknowledged.rawValue.stored])
         case .target(let name, nil):
             try self.run("DELETE FROM target WHERE name = ?", [name])
+        case .event(let event):
+            let body: Data = try event.wire.serializedBytes()
+            try self.run("INSERT OR REPLACE INTO event (revision, body) VALUES (?, ?)", [event.revision.rawValue.stored, body])
+        case .eventsDropped(let before):
+            try self.run("DELETE FROM event WHERE revision < ?", [before.rawValue.stored])
         }
     }
 

@@ -13,10 +13,13 @@ import LeaseholdCore
 /// above 2^63 - 1 are stored as their two's-complement bit pattern.
 enum StoreSchema {
     /// Every table of the coordinator state.
-    static let tables = ["volume", "counters", "inode", "extent", "freeExtent", "busyRun", "session", "slot", "pin", "layout", "recall", "fence", "target"]
+    static let tables = ["volume", "counters", "inode", "extent", "freeExtent", "busyRun", "session", "slot", "pin", "layout", "recall", "fence", "target", "event"]
 
     /// The migration that replaces session secrets by their digests.
     static let secretDigests = "v3: session secrets kept as digests"
+
+    /// The migration that makes the event history durable.
+    static let eventHistory = "v4: the event history"
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -180,6 +183,20 @@ enum StoreSchema {
                     arguments: [SessionSecretDigest(of: secret).description, id]
                 )
             }
+        }
+        migrator.registerMigration(Self.eventHistory) { db in
+            // The admin event history (`leaseholdctl watch`, post-mortems), oldest first
+            // and at most `--event-history` long: each event a protobuf
+            // `leasehold.v1.Event` message, as pushed to watchers. A v3 database starts
+            // with an empty history; its events before the upgrade are gone.
+            try db.execute(
+                sql: """
+                    CREATE TABLE event (
+                        revision INTEGER PRIMARY KEY,
+                        body BLOB NOT NULL
+                    );
+                    """
+            )
         }
         return migrator
     }

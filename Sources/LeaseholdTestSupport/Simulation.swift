@@ -44,6 +44,8 @@ public struct Simulation: Sendable {
         configuration.maxWait = .seconds(4)
         configuration.quotas.pinsPerIdentity = 40
         configuration.quotas.busyBlocksPerIdentity = 200
+        // Short enough that every run drops its oldest events many times.
+        configuration.eventHistory = 300
         return configuration
     }
 

@@ -282,7 +282,8 @@ struct Check: AsyncParsableCommand {
 struct Watch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print admin events as they happen, from a revision.")
     @OptionGroup var connection: ConnectionOptions
-    @Option(help: "Start after this event revision (default: the events still in the server's history).") var fromRevision: UInt64 = 0
+    @Option(help: "Start after this event revision (default 0: every event the server's durable history keeps). A revision older than the history fails with compacted, naming the oldest kept.")
+    var fromRevision: UInt64 = 0
 
     func run() async throws {
         try await self.connection.run { client in

@@ -57,6 +57,7 @@ struct VolumeOptions: ParsableArguments {
     @Option(help: "Time a holder has to answer a recall (default 10s).") var recallTimeout: String?
     @Option(help: "Time busy blocks stay busy after their last holder is gone (default 5s; 0 allowed).") var releaseDelay: String?
     @Option(help: "Cap of every wait (default 60s).") var maxWait: String?
+    @Option(help: "Admin events the durable history keeps, 1...1000000 (default 10000).") var eventHistory: Int?
     @Option(help: "An identity with the admin role; repeatable (default: admin).") var admin: [String] = []
     @Option(help: "An identity with the storage-target role; repeatable.") var target: [String] = []
 
@@ -66,6 +67,7 @@ struct VolumeOptions: ParsableArguments {
             (self.blockSize.map { "\($0)" }, "block-size"), (self.blockCount.map { "\($0)" }, "block-count"), (self.minTtl, "min-ttl"),
             (self.defaultTtl, "default-ttl"), (self.maxTtl, "max-ttl"), (self.maxShortTermPin, "max-short-term-pin"),
             (self.recallTimeout, "recall-timeout"), (self.releaseDelay, "release-delay"), (self.maxWait, "max-wait"),
+            (self.eventHistory.map { "\($0)" }, "event-history"),
         ]
         return single.filter { lookup.value($0.0, $0.1) != nil }.map(\.1) + [(self.admin, "admin"), (self.target, "target")].filter {
             lookup.list($0.0, $0.1) != nil
@@ -91,6 +93,12 @@ struct VolumeOptions: ParsableArguments {
         if let timeout = try lookup.duration(self.recallTimeout, "recall-timeout") { coordinator.recallTimeout = timeout }
         if let delay = try lookup.duration(self.releaseDelay, "release-delay") { coordinator.releaseDelay = delay }
         if let wait = try lookup.duration(self.maxWait, "max-wait") { coordinator.maxWait = wait }
+        if let history: Int = try lookup.number(self.eventHistory, "event-history") {
+            guard (1...CoordinatorConfiguration.maxEventHistory).contains(history) else {
+                throw ValidationError("event-history must be between 1 and \(CoordinatorConfiguration.maxEventHistory), not \(history)")
+            }
+            coordinator.eventHistory = history
+        }
         return coordinator
     }
 

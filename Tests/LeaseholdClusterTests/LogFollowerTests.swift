@@ -22,6 +22,24 @@ struct LogFollowerTests {
         }
     }
 
+    @Test("a log written after the revision the head was read at is not damage; a log without a head at one revision is")
+    func headAtOneRevision() async throws {
+        let members = try await EtcdMembers.shared()
+        let client = EtcdTestCluster.client(members)
+        let keys = ClusterKeys(cluster: EtcdTestCluster.freshName())
+        let follower = LogFollower(client: client, keys: keys)
+        let before = try await follower.head()
+        #expect(before.position == nil)
+        // A first leader writes its first entry and the head, after that read.
+        _ = try await client.txn([], success: [.put(keys.log(1), [1]), .put(keys.head, [])], failure: [])
+        let atBefore = try await follower.head(at: before.revision)
+        #expect(atBefore.position == nil, "no log yet at that revision; the entry came later")
+        // The entry alone, at the revision read: damage.
+        try await client.delete(keys.head)
+        await #expect(throws: (any Error).self) { _ = try await follower.head() }
+        try await client.delete(keys.all.start, end: keys.all.end)
+    }
+
     @Test("catching up and then following the log gives the leader's image at every head", arguments: TestSeed.seeds(default: [31]))
     func follows(seed: UInt64) async throws {
         print(TestSeed.replayHint(seed: seed, test: "LogFollowerTests"))

@@ -141,7 +141,7 @@ struct FencingTests {
         #expect(inodes.count == 1)
         guard case .invariants(let violations) = try h.admin(.checkInvariants) else { return }
         #expect(violations.isEmpty)
-        guard case .events(let events) = try h.admin(.readEvents(after: EventRevision(rawValue: 2), limit: 3)) else { return }
+        guard case .events(let events, _) = try h.admin(.readEvents(after: EventRevision(rawValue: 2), limit: 3)) else { return }
         #expect(events.map(\.revision.rawValue) == [3, 4, 5])
         #expect(throws: LeaseholdError.self) { try h.admin(.listPins(Page(after: 0, limit: 0))) }
         // A page starting past the volume is empty, not a crash.

@@ -27,6 +27,8 @@ struct ChangeSetMessageTests {
             }
         case .fence(_, let value): value == nil ? "fence-" : "fence"
         case .target(_, let value): value == nil ? "target-" : "target"
+        case .event: "event"
+        case .eventsDropped: "eventsDropped"
         }
     }
 
@@ -61,7 +63,7 @@ struct ChangeSetMessageTests {
         let expected: Set<String> = [
             "volume", "counters", "inode", "inode-", "extent", "extent-", "freeExtent", "freeExtent-", "busy", "busy-",
             "session", "session-", "slot", "slot-", "pinShort", "pinLong", "pin-", "layout", "layout-", "recallLayout", "recallPin",
-            "recall-", "fence", "fence-", "target",
+            "recall-", "fence", "fence-", "target", "event", "eventsDropped",
         ]
         #expect(expected.subtracting(seen).isEmpty, "seed \(seed): the simulation produced no \(expected.subtracting(seen).sorted())")
     }

@@ -177,7 +177,7 @@ struct MappingTests {
         ),
         .targets([TargetInfo(name: "nvme-1", acknowledged: 3, lag: 1)]),
         .invariants([InvariantViolation(invariant: 2, message: "pin 7 references free block 5")]),
-        .events(Self.events),
+        .events(Self.events, more: true),
     ]
 
     static let events: [Event] = [

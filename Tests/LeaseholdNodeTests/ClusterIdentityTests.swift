@@ -63,6 +63,9 @@ struct ClusterIdentityTests {
         let session = try await host.openSession(name: "h", ttl: .seconds(10))
         for _ in 0..<5 { _ = try await session.createInode() }
         try await session.close()
+        // The cluster's event history (4), not the default: sessionOpened, five
+        // inodeCreated and sessionClosed leave the last four.
+        #expect(try await admin.events().map(\.revision.rawValue) == [4, 5, 6, 7])
         host.close()
         admin.close()
         await a.stop(keepingDirectory: true)

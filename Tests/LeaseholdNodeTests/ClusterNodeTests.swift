@@ -88,6 +88,7 @@ struct ClusterNodeTests {
         coordinator.minimumTTL = .milliseconds(100)
         coordinator.recallTimeout = .seconds(2)
         coordinator.releaseDelay = .milliseconds(100)
+        coordinator.eventHistory = 4
         let volume = ClusterVolume(
             uuid: uuid, geometry: coordinator.geometry, settings: ClusterSettings(coordinator: coordinator, admins: ["admin"], targets: ["target-1"])
         )
@@ -142,6 +143,10 @@ struct ClusterNodeTests {
         _ = try await session.allocate(inode, ByteRange(offset: 0, length: 8 * 4_096))
         let pin = try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 4 * 4_096)], kind: .longTerm)
         let epoch = leader.node.server.epoch
+        let leaderAdmin = try await leader.client(tls: tls)
+        let history = try await leaderAdmin.events()
+        leaderAdmin.close()
+        #expect(history.count == 4, "the last four of sessionOpened, inodeCreated, allocated, pinGranted, ...: \(history)")
 
         // The standby: Hello says so and names the leader; a session is notLeader.
         let other = try await standby.client("host-b", tls: tls)
@@ -173,6 +178,8 @@ struct ClusterNodeTests {
         let admin = try await standby.client(tls: tls)
         let pins = try await admin.pins()
         #expect(pins.contains { $0.pin == pin.pin }, "the pin the old leader acknowledged is there")
+        let followed = try await admin.events(after: history[0].revision)
+        #expect(Array(followed.prefix(3)) == Array(history.dropFirst()), "the event history was in the log: the new leader has it")
         #expect(try await admin.checkInvariants().isEmpty)
         admin.close()
         again.close()

@@ -84,7 +84,7 @@ struct RoleTests {
         try await cluster.stop()
     }
 
-    @Test("a standby answers admin queries from the state it applied, saying its log position; everything else stays notLeader")
+    @Test("a standby answers admin queries (event history included) from the state it applied, saying its log position; everything else stays notLeader")
     func standbyReads() async throws {
         let cluster = try await TestCluster.start(standby: true)
         cluster.server.setLeader("10.0.0.9:7420", term: 41)
@@ -115,9 +115,13 @@ struct RoleTests {
         let later = try await admin.status()
         #expect(later.reflects?.index == 18 && later.volume.inodes == 2)
 
-        // Admin actions, the event history and every session or target command: notLeader.
-        let events = await #expect(throws: LeaseholdError.self) { _ = try await admin.events() }
-        #expect(events?.code == .notLeader)
+        // The durable event history is part of that state; watching it is the leader's.
+        #expect(!harness.persisted.events.isEmpty)
+        #expect(try await admin.events().map(\.revision) == harness.persisted.events.map(\.revision))
+        let watched = await #expect(throws: LeaseholdError.self) { for try await _ in admin.watchEvents() {} }
+        #expect(watched?.code == .notLeader)
+
+        // Admin actions and every session or target command: notLeader.
         let eviction = await #expect(throws: LeaseholdError.self) { _ = try await admin.evict(session) }
         #expect(eviction?.code == .notLeader)
         let open = await #expect(throws: LeaseholdError.self) { _ = try await admin.openSession(name: "s") }

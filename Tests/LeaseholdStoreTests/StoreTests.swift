@@ -22,7 +22,7 @@ struct StoreTests {
         let store = try Store(path: path)
         #expect(try store.hasVolume() == false)
         let schema = try store.schema()
-        for table in ["volume", "counters", "inode", "extent", "freeExtent", "busyRun", "session", "slot", "pin", "layout", "recall", "fence", "target"] {
+        for table in ["volume", "counters", "inode", "extent", "freeExtent", "busyRun", "session", "slot", "pin", "layout", "recall", "fence", "target", "event"] {
             #expect(schema.contains("CREATE TABLE \(table) ("), "table \(table)")
         }
         let (mode, synchronous) = try store.pool.writeWithoutTransaction { db in
@@ -61,6 +61,38 @@ struct StoreTests {
         let reopened = try Store(path: path)
         #expect(try reopened.position() == LogPosition(term: 0, index: 1))
         #expect(try reopened.loadState() == coordinator.persistentState(), "the counters row keeps its counters when the position is written")
+        try reopened.close()
+    }
+
+    @Test("a database of schema v3 opens with an empty event history; later events are kept and survive a reopen")
+    func upgradeFromV3() async throws {
+        let path = try temporaryDatabase()
+        var h = Harness()
+        let session = h.openSession("alice")
+        _ = h.createInode(in: session)
+        let queue = try DatabaseQueue(path: path)
+        try StoreSchema.migrator.migrate(queue, upTo: StoreSchema.secretDigests)
+        try queue.inDatabase { db in
+            var writer = RowWriter(db: db)
+            for row in h.persisted.changeSet.rows {
+                if case .event = row { continue }
+                try writer.write(row)
+            }
+        }
+        try queue.close()
+
+        let store = try Store(path: path)
+        let loaded = try store.loadState()
+        #expect(loaded.events.isEmpty && loaded.counters.lastEvent == 2)
+        var coordinator = try Coordinator(restoring: loaded, configuration: Harness.configuration(), at: .zero)
+        let opened = coordinator.handle(
+            Request(caller: Caller(identity: "bob"), command: .openSession(name: "b", ttl: .seconds(60), slots: 1, secret: SessionSecret(high: 2, low: 2))),
+            at: .zero
+        )
+        try store.apply([opened.effects.changes])
+        try store.close()
+        let reopened = try Store(path: path)
+        #expect(try reopened.loadState().events.map(\.revision.rawValue) == [3], "revisions go on from the counter")
         try reopened.close()
     }
 

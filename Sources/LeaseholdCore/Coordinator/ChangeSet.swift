@@ -23,6 +23,10 @@ public struct ChangeSet: Hashable, Sendable {
         case recall(RecallID, RecallRecord?)
         case fence(FenceRevision, Fence?)
         case target(String, StorageTarget?)
+        /// An event appended to the history (events are never changed once written).
+        case event(Event)
+        /// The history's oldest events went: every event below this revision is deleted.
+        case eventsDropped(before: EventRevision)
     }
 
     public var rows: [Row]

@@ -160,11 +160,12 @@ public enum Command: Sendable, Equatable, Codable {
     }
 
     /// Admin queries a standby answers from the log it applied (docs/cluster.md): they
-    /// read the persisted state only. `readEvents` is not one (the event history lives in
-    /// the leader's memory).
+    /// read the persisted state only (the event history included: it is durable).
+    /// Watching events is not one: a watch follows the leader's commits.
     public var isAdminQuery: Bool {
         switch self {
-        case .status, .listBusyExtents, .listFreeExtents, .listPins, .listLayouts, .listSessions, .listInodes, .showInode, .listTargets, .checkInvariants:
+        case .status, .listBusyExtents, .listFreeExtents, .listPins, .listLayouts, .listSessions, .listInodes, .showInode, .listTargets, .checkInvariants,
+            .readEvents:
             true
         default:
             false

@@ -60,6 +60,8 @@ extension Coordinator {
         for id in self.dirty.recalls.elements { rows.append(.recall(id, self.recalls[id]?.record)) }
         for revision in self.dirty.fences.elements { rows.append(.fence(revision, self.fences[revision])) }
         for name in self.dirty.targets.elements { rows.append(.target(name, self.targets[name])) }
+        for event in self.dirty.events { rows.append(.event(event)) }
+        if let before = self.dirty.eventsDroppedBefore { rows.append(.eventsDropped(before: before)) }
         self.dirty.reset()
         return ChangeSet(rows: rows)
     }

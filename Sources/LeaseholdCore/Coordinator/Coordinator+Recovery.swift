@@ -47,6 +47,7 @@ extension Coordinator {
         for (id, recall) in self.recalls { state.recalls[id] = recall.record }
         for (revision, fence) in self.fences { state.fences[revision] = fence }
         for (name, target) in self.targets { state.targets[name] = target }
+        state.events = self.eventLog
         return state
     }
 
@@ -67,6 +68,10 @@ extension Coordinator {
         self.now = now
         self.counters = state.counters
         self.dirty.volume = true
+        self.eventLog = state.events
+        // A history kept longer than this configuration allows loses its oldest events
+        // with the first commit.
+        self.trimEventHistory()
         var problems: [InvariantViolation] = []
 
         var extentsByInode: [InodeID: [MappedExtent]] = [:]

@@ -29,6 +29,9 @@ public struct Coordinator: Sendable {
     var recalls = OrderedMap<RecallID, Recall>()
     var fences = OrderedMap<FenceRevision, Fence>()
     var targets = OrderedMap<String, StorageTarget>()
+    /// The admin event history, oldest first, at most `eventHistory` long: durable, so
+    /// watchers resume and post-mortems read it across restarts and failovers.
+    var eventLog = Deque<Event>()
 
     // MARK: Derived indexes (rebuilt at recovery)
     /// Every pin extent by (inode, file block, pin): finds the pins that conflict with a
@@ -64,7 +67,6 @@ public struct Coordinator: Sendable {
     var inodePinWaits: [InodeID: [SlotKey]] = [:]
     /// Allocation breaks waiting for busy blocks to free.
     var spaceWaiters: [SlotKey] = []
-    var eventLog = Deque<Event>()
     var evicted: [SessionID: (reason: EvictionReason, fence: FenceRevision)] = [:]
     var evictedOrder = Deque<SessionID>()
 
@@ -304,7 +306,10 @@ public struct Coordinator: Sendable {
         case .checkInvariants:
             return reply { () throws(LeaseholdError) in .invariants(InvariantChecker.check(self)) }
         case .readEvents(let after, let limit):
-            return reply { () throws(LeaseholdError) in .events(try self.readEvents(after: after, limit: limit)) }
+            return reply { () throws(LeaseholdError) in
+                let events = try self.readEvents(after: after, limit: limit)
+                return .events(events, more: (self.eventLog.last?.revision ?? after) > (events.last?.revision ?? after))
+            }
         }
     }
 
@@ -328,12 +333,26 @@ public struct Coordinator: Sendable {
         FencingToken(rawValue: self.nextID(\.lastToken))
     }
 
-    /// Appends an admin event.
+    /// Appends an admin event to the durable history (and the step's pushes to watchers).
     mutating func emit(_ kind: EventKind) {
         let event = Event(revision: EventRevision(rawValue: self.nextID(\.lastEvent)), kind: kind)
         self.eventLog.append(event)
-        if self.eventLog.count > self.configuration.eventHistory { self.eventLog.removeFirst() }
+        self.dirty.events.append(event)
+        self.trimEventHistory()
         self.step.effects.events.append(event)
+    }
+
+    /// Drops the oldest events beyond `eventHistory`, on disk too.
+    mutating func trimEventHistory() {
+        let excess = self.eventLog.count - self.configuration.eventHistory
+        guard excess > 0 else { return }
+        self.eventLog.removeFirst(excess)
+        self.dirty.eventsDroppedBefore = self.oldestKeptEvent
+    }
+
+    /// The oldest revision the history still holds (the next one when it is empty).
+    var oldestKeptEvent: EventRevision {
+        self.eventLog.first?.revision ?? EventRevision(rawValue: self.counters.lastEvent + 1)
     }
 
     func validated(_ page: Page) throws(LeaseholdError) -> Page {
@@ -347,7 +366,17 @@ public struct Coordinator: Sendable {
         guard limit > 0, limit <= self.configuration.maxPageSize else {
             throw .invalidArgument("event limit \(limit) must be between 1 and \(self.configuration.maxPageSize)")
         }
-        return Array(self.eventLog.lazy.filter { $0.revision > after }.prefix(limit))
+        // 0 asks for whatever is kept; a later revision for exactly what followed it.
+        let oldest = self.oldestKeptEvent
+        if after.rawValue > 0, after.rawValue + 1 < oldest.rawValue { throw .compacted(after: after, oldest: oldest) }
+        // The history is in revision order: the first event after `after` by bisection.
+        var low = self.eventLog.startIndex
+        var high = self.eventLog.endIndex
+        while low < high {
+            let middle = low + (high - low) / 2
+            if self.eventLog[middle].revision > after { high = middle } else { low = middle + 1 }
+        }
+        return Array(self.eventLog[low...].prefix(limit))
     }
 }
 
@@ -463,6 +492,10 @@ struct DirtyRecords: Sendable {
     var removedExtents: [ExtentKey: MappedExtent?] = [:]
     /// Busy rows to delete that no longer start a run (recovery coalescing).
     var busyRows: [UInt64: BusyRecord?] = [:]
+    /// Events emitted in this step, in order.
+    var events: [Event] = []
+    /// Set when the step dropped the oldest events: the new oldest kept revision.
+    var eventsDroppedBefore: EventRevision?
 
     /// Clears every record, keeping storage for the next step.
     mutating func reset() {
@@ -470,6 +503,8 @@ struct DirtyRecords: Sendable {
         self.counters = false
         if !self.removedExtents.isEmpty { self.removedExtents.removeAll() }
         if !self.busyRows.isEmpty { self.busyRows.removeAll() }
+        if !self.events.isEmpty { self.events.removeAll(keepingCapacity: true) }
+        self.eventsDroppedBefore = nil
         self.inodes.removeAll()
         self.sessions.removeAll()
         self.slots.removeAll()

@@ -1,3 +1,5 @@
+import DequeModule
+
 /// Every persisted row of a Coordinator, keyed as in ``ChangeSet``: what the journal
 /// holds. Applying each step's change set to the image of the state before it gives
 /// the image of the state after it, which the tests check after every step.
@@ -15,6 +17,8 @@ public struct PersistentState: Hashable, Sendable {
     public var recalls: [RecallID: RecallRecord] = [:]
     public var fences: [FenceRevision: Fence] = [:]
     public var targets: [String: StorageTarget] = [:]
+    /// The event history, oldest first.
+    public var events = Deque<Event>()
 
     public init() {}
 
@@ -35,7 +39,25 @@ public struct PersistentState: Hashable, Sendable {
             case .recall(let key, let value): self.recalls[key] = value
             case .fence(let key, let value): self.fences[key] = value
             case .target(let key, let value): self.targets[key] = value
+            case .event(let event): self.insert(event)
+            case .eventsDropped(let before):
+                while let first = self.events.first, first.revision < before { self.events.removeFirst() }
             }
+        }
+    }
+
+    /// Appends an event, or puts it in its place (rows of a whole image come in any order).
+    private mutating func insert(_ event: Event) {
+        guard let last = self.events.last, last.revision >= event.revision else {
+            self.events.append(event)
+            return
+        }
+        var index = self.events.endIndex
+        while index > self.events.startIndex, self.events[index - 1].revision >= event.revision { index -= 1 }
+        if index < self.events.endIndex, self.events[index].revision == event.revision {
+            self.events[index] = event
+        } else {
+            self.events.insert(event, at: index)
         }
     }
 
@@ -55,6 +77,7 @@ public struct PersistentState: Hashable, Sendable {
         rows += self.recalls.map { .recall($0.key, $0.value) }
         rows += self.fences.map { .fence($0.key, $0.value) }
         rows += self.targets.map { .target($0.key, $0.value) }
+        rows += self.events.map { .event($0) }
         return ChangeSet(rows: rows)
     }
 
@@ -74,6 +97,9 @@ public struct PersistentState: Hashable, Sendable {
         Self.compare("recall", self.recalls, other.recalls, &result)
         Self.compare("fence", self.fences, other.fences, &result)
         Self.compare("target", self.targets, other.targets, &result)
+        if self.events != other.events {
+            result.append("events \(self.events.first?.revision.rawValue ?? 0)...\(self.events.last?.revision.rawValue ?? 0) (\(self.events.count)) vs \(other.events.first?.revision.rawValue ?? 0)...\(other.events.last?.revision.rawValue ?? 0) (\(other.events.count))")
+        }
         return result
     }
 

@@ -59,7 +59,8 @@ public enum Response: Hashable, Sendable, Codable {
     case inode(InodeDetail)
     case targets([TargetInfo])
     case invariants([InvariantViolation])
-    case events([Event])
+    /// `more`: the history holds events after these (read on from the last one).
+    case events([Event], more: Bool)
 }
 
 /// `openSession`.

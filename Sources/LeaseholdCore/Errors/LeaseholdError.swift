@@ -43,12 +43,15 @@ public struct LeaseholdError: Error, Hashable, Sendable, Codable, CustomStringCo
         public static let unavailable = Code(rawValue: 16)
         /// Cluster mode: this node is a standby; the details name the leader's endpoint.
         public static let notLeader = Code(rawValue: 17)
+        /// The events asked for are older than the history kept; the details give the
+        /// oldest revision still kept.
+        public static let compacted = Code(rawValue: 18)
 
         /// Every code, in numeric order.
         public static let all: [Code] = [
             .invalidArgument, .notFound, .staleGeneration, .notMapped, .noSpace, .busy, .timedOut,
             .rangeBreaking, .tryLater, .recallConflict, .sessionExpired, .fenced, .permissionDenied,
-            .resourceExhausted, .protocolError, .unavailable, .notLeader,
+            .resourceExhausted, .protocolError, .unavailable, .notLeader, .compacted,
         ]
 
         /// The name used in logs, JSON output and documentation.
@@ -71,6 +74,7 @@ public struct LeaseholdError: Error, Hashable, Sendable, Codable, CustomStringCo
             case .protocolError: "protocolError"
             case .unavailable: "unavailable"
             case .notLeader: "notLeader"
+            case .compacted: "compacted"
             default: "code\(self.rawValue)"
             }
         }
@@ -105,6 +109,8 @@ public struct LeaseholdError: Error, Hashable, Sendable, Codable, CustomStringCo
         public var fenceRevision: FenceRevision?
         /// `notLeader`: where the leader serves (its advertised endpoint), when one leads.
         public var leaderEndpoint: String?
+        /// `compacted`: the oldest event revision still kept.
+        public var oldestRevision: EventRevision?
 
         public init(
             busyBlocks: UInt64? = nil,
@@ -116,7 +122,8 @@ public struct LeaseholdError: Error, Hashable, Sendable, Codable, CustomStringCo
             evictedSessions: [SessionID] = [],
             limit: String? = nil,
             fenceRevision: FenceRevision? = nil,
-            leaderEndpoint: String? = nil
+            leaderEndpoint: String? = nil,
+            oldestRevision: EventRevision? = nil
         ) {
             self.busyBlocks = busyBlocks
             self.freeBlocks = freeBlocks
@@ -128,6 +135,7 @@ public struct LeaseholdError: Error, Hashable, Sendable, Codable, CustomStringCo
             self.limit = limit
             self.fenceRevision = fenceRevision
             self.leaderEndpoint = leaderEndpoint
+            self.oldestRevision = oldestRevision
         }
     }
 
@@ -227,5 +235,14 @@ extension LeaseholdError {
     public static func notLeader(leader: String?) -> LeaseholdError {
         let message = leader.map { "this node is a standby; the leader serves at \($0)" } ?? "this node is a standby and no node leads now; retry"
         return LeaseholdError(code: .notLeader, message: message, details: Details(leaderEndpoint: leader))
+    }
+
+    /// The events after `after` were dropped from the history; `oldest` is the oldest kept.
+    public static func compacted(after: EventRevision, oldest: EventRevision) -> LeaseholdError {
+        LeaseholdError(
+            code: .compacted,
+            message: "events after revision \(after) are no longer kept; the oldest kept is \(oldest) (read from \(oldest.rawValue - 1), or from 0 for all that is kept)",
+            details: Details(oldestRevision: oldest)
+        )
     }
 }

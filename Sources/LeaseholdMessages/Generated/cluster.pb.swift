@@ -223,6 +223,10 @@ public nonisolated struct Leasehold_Cluster_V1_Settings: Sendable {
 
   public var targets: [String] = []
 
+  /// Events the durable history keeps; 0 (a volume initialized before it existed) is
+  /// the default, 10,000.
+  public var eventHistory: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -524,7 +528,7 @@ nonisolated extension Leasehold_Cluster_V1_Volume: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Settings"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_ttl_nanos\0\u{3}default_ttl_nanos\0\u{3}max_ttl_nanos\0\u{3}max_short_term_pin_nanos\0\u{3}recall_timeout_nanos\0\u{3}release_delay_nanos\0\u{3}max_wait_nanos\0\u{1}admins\0\u{1}targets\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_ttl_nanos\0\u{3}default_ttl_nanos\0\u{3}max_ttl_nanos\0\u{3}max_short_term_pin_nanos\0\u{3}recall_timeout_nanos\0\u{3}release_delay_nanos\0\u{3}max_wait_nanos\0\u{1}admins\0\u{1}targets\0\u{3}event_history\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -541,6 +545,7 @@ nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, Swif
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.maxWaitNanos) }()
       case 8: try { try decoder.decodeRepeatedStringField(value: &self.admins) }()
       case 9: try { try decoder.decodeRepeatedStringField(value: &self.targets) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.eventHistory) }()
       default: break
       }
     }
@@ -574,6 +579,9 @@ nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, Swif
     if !self.targets.isEmpty {
       try visitor.visitRepeatedStringField(value: self.targets, fieldNumber: 9)
     }
+    if self.eventHistory != 0 {
+      try visitor.visitSingularUInt64Field(value: self.eventHistory, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -587,6 +595,7 @@ nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, Swif
     if lhs.maxWaitNanos != rhs.maxWaitNanos {return false}
     if lhs.admins != rhs.admins {return false}
     if lhs.targets != rhs.targets {return false}
+    if lhs.eventHistory != rhs.eventHistory {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

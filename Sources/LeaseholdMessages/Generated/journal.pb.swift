@@ -46,7 +46,8 @@ public nonisolated struct Leasehold_Journal_V1_Batch: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The format of this message; 1 today.
+  /// The format of this message: 2 since the event history is durable (format 1 has no
+  /// event rows). A reader takes every format up to its own.
   public var format: UInt32 = 0
 
   /// The log position: the term of the writer (0 for a single node) and the batch's index,
@@ -186,6 +187,23 @@ public nonisolated struct Leasehold_Journal_V1_Row: Sendable {
     set {table = .target(newValue)}
   }
 
+  /// Format 2: the durable event history.
+  public var event: Leasehold_V1_Event {
+    get {
+      if case .event(let v)? = table {return v}
+      return Leasehold_V1_Event()
+    }
+    set {table = .event(newValue)}
+  }
+
+  public var eventsDropped: Leasehold_Journal_V1_EventsDroppedRow {
+    get {
+      if case .eventsDropped(let v)? = table {return v}
+      return Leasehold_Journal_V1_EventsDroppedRow()
+    }
+    set {table = .eventsDropped(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Table: Equatable, Sendable {
@@ -202,6 +220,9 @@ public nonisolated struct Leasehold_Journal_V1_Row: Sendable {
     case recall(Leasehold_Journal_V1_RecallRow)
     case fence(Leasehold_Journal_V1_FenceRow)
     case target(Leasehold_Journal_V1_TargetRow)
+    /// Format 2: the durable event history.
+    case event(Leasehold_V1_Event)
+    case eventsDropped(Leasehold_Journal_V1_EventsDroppedRow)
 
   }
 
@@ -748,6 +769,19 @@ public nonisolated struct Leasehold_Journal_V1_TargetRow: Sendable {
   fileprivate var _value: Leasehold_V1_StorageTarget? = nil
 }
 
+/// The history's oldest events went: every event below `before` is deleted.
+public nonisolated struct Leasehold_Journal_V1_EventsDroppedRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var before: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "leasehold.journal.v1"
@@ -829,7 +863,7 @@ nonisolated extension Leasehold_Journal_V1_ChangeSet: SwiftProtobuf.Message, Swi
 
 nonisolated extension Leasehold_Journal_V1_Row: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Row"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}volume\0\u{1}counters\0\u{1}inode\0\u{1}extent\0\u{3}free_extent\0\u{1}busy\0\u{1}session\0\u{1}slot\0\u{1}pin\0\u{1}layout\0\u{1}recall\0\u{1}fence\0\u{1}target\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}volume\0\u{1}counters\0\u{1}inode\0\u{1}extent\0\u{3}free_extent\0\u{1}busy\0\u{1}session\0\u{1}slot\0\u{1}pin\0\u{1}layout\0\u{1}recall\0\u{1}fence\0\u{1}target\0\u{1}event\0\u{3}events_dropped\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1006,6 +1040,32 @@ nonisolated extension Leasehold_Journal_V1_Row: SwiftProtobuf.Message, SwiftProt
           self.table = .target(v)
         }
       }()
+      case 14: try {
+        var v: Leasehold_V1_Event?
+        var hadOneofValue = false
+        if let current = self.table {
+          hadOneofValue = true
+          if case .event(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.table = .event(v)
+        }
+      }()
+      case 15: try {
+        var v: Leasehold_Journal_V1_EventsDroppedRow?
+        var hadOneofValue = false
+        if let current = self.table {
+          hadOneofValue = true
+          if case .eventsDropped(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.table = .eventsDropped(v)
+        }
+      }()
       default: break
       }
     }
@@ -1068,6 +1128,14 @@ nonisolated extension Leasehold_Journal_V1_Row: SwiftProtobuf.Message, SwiftProt
     case .target?: try {
       guard case .target(let v)? = self.table else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .event?: try {
+      guard case .event(let v)? = self.table else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .eventsDropped?: try {
+      guard case .eventsDropped(let v)? = self.table else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
     }()
     case nil: break
     }
@@ -2118,6 +2186,36 @@ nonisolated extension Leasehold_Journal_V1_TargetRow: SwiftProtobuf.Message, Swi
   public static func ==(lhs: Leasehold_Journal_V1_TargetRow, rhs: Leasehold_Journal_V1_TargetRow) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs._value != rhs._value {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Leasehold_Journal_V1_EventsDroppedRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EventsDroppedRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}before\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.before) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.before != 0 {
+      try visitor.visitSingularUInt64Field(value: self.before, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Leasehold_Journal_V1_EventsDroppedRow, rhs: Leasehold_Journal_V1_EventsDroppedRow) -> Bool {
+    if lhs.before != rhs.before {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

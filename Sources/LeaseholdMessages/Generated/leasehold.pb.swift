@@ -279,6 +279,10 @@ public nonisolated enum Leasehold_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
 
   /// Cluster mode: this node is a standby (details: leader_endpoint, when one leads).
   case notLeader // = 17
+
+  /// ReadEvents/WatchEvents after a revision whose successors the history no longer keeps
+  /// (details: oldest_revision). Ask from 0 for everything kept.
+  case compacted // = 18
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -305,6 +309,7 @@ public nonisolated enum Leasehold_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     case 15: self = .protocolError
     case 16: self = .unavailable
     case 17: self = .notLeader
+    case 18: self = .compacted
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -329,6 +334,7 @@ public nonisolated enum Leasehold_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     case .protocolError: return 15
     case .unavailable: return 16
     case .notLeader: return 17
+    case .compacted: return 18
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -353,6 +359,7 @@ public nonisolated enum Leasehold_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     .protocolError,
     .unavailable,
     .notLeader,
+    .compacted,
   ]
 
 }
@@ -803,6 +810,16 @@ public nonisolated struct Leasehold_V1_ErrorDetails: Sendable {
   /// Clears the value of `leaderEndpoint`. Subsequent reads from it will return its default value.
   public mutating func clearLeaderEndpoint() {self._leaderEndpoint = nil}
 
+  /// compacted: the oldest event revision the history still keeps.
+  public var oldestRevision: UInt64 {
+    get {_oldestRevision ?? 0}
+    set {_oldestRevision = newValue}
+  }
+  /// Returns true if `oldestRevision` has been explicitly set.
+  public var hasOldestRevision: Bool {self._oldestRevision != nil}
+  /// Clears the value of `oldestRevision`. Subsequent reads from it will return its default value.
+  public mutating func clearOldestRevision() {self._oldestRevision = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -814,6 +831,7 @@ public nonisolated struct Leasehold_V1_ErrorDetails: Sendable {
   fileprivate var _limit: String? = nil
   fileprivate var _fenceRevision: UInt64? = nil
   fileprivate var _leaderEndpoint: String? = nil
+  fileprivate var _oldestRevision: UInt64? = nil
 }
 
 /// A request. Commands marked "mutation" need `tag`; commands marked "in a session" need
@@ -2033,8 +2051,10 @@ public nonisolated struct Leasehold_V1_CheckInvariants: Sendable {
   public init() {}
 }
 
-/// Admin: events after `after_revision` still in the server's history. Answered by
-/// `EventList`.
+/// Admin: events after `after_revision` from the server's history, which is durable and
+/// keeps the newest `--event-history` events (10,000 by default). `after_revision` 0 reads
+/// from the oldest kept; a later one whose successors were dropped is `COMPACTED`.
+/// Answered by `EventList`.
 public nonisolated struct Leasehold_V1_ReadEvents: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -2050,7 +2070,9 @@ public nonisolated struct Leasehold_V1_ReadEvents: Sendable {
   public init() {}
 }
 
-/// Admin: `ReadEvents`, then every later event as `Push.event` on this connection.
+/// Admin: `ReadEvents`, then every later event as `Push.event` on this connection. The
+/// answer holds at most 10,000 events; with `EventList.more` set the watch is not
+/// registered yet, and the client watches again after the last event it got.
 public nonisolated struct Leasehold_V1_WatchEvents: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -3730,6 +3752,9 @@ public nonisolated struct Leasehold_V1_EventList: Sendable {
 
   public var events: [Leasehold_V1_Event] = []
 
+  /// WatchEvents: more events follow these; the watch was not registered.
+  public var more: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4668,7 +4693,7 @@ nonisolated extension Leasehold_V1_EvictionReason: SwiftProtobuf._ProtoNameProvi
 }
 
 nonisolated extension Leasehold_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}INVALID_ARGUMENT\0\u{1}NOT_FOUND\0\u{1}STALE_GENERATION\0\u{1}NOT_MAPPED\0\u{1}NO_SPACE\0\u{1}BUSY\0\u{1}TIMED_OUT\0\u{1}RANGE_BREAKING\0\u{1}TRY_LATER\0\u{1}RECALL_CONFLICT\0\u{1}SESSION_EXPIRED\0\u{1}FENCED\0\u{1}PERMISSION_DENIED\0\u{1}RESOURCE_EXHAUSTED\0\u{1}PROTOCOL_ERROR\0\u{1}UNAVAILABLE\0\u{1}NOT_LEADER\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}INVALID_ARGUMENT\0\u{1}NOT_FOUND\0\u{1}STALE_GENERATION\0\u{1}NOT_MAPPED\0\u{1}NO_SPACE\0\u{1}BUSY\0\u{1}TIMED_OUT\0\u{1}RANGE_BREAKING\0\u{1}TRY_LATER\0\u{1}RECALL_CONFLICT\0\u{1}SESSION_EXPIRED\0\u{1}FENCED\0\u{1}PERMISSION_DENIED\0\u{1}RESOURCE_EXHAUSTED\0\u{1}PROTOCOL_ERROR\0\u{1}UNAVAILABLE\0\u{1}NOT_LEADER\0\u{1}COMPACTED\0")
 }
 
 nonisolated extension Leasehold_V1_NodeRole: SwiftProtobuf._ProtoNameProviding {
@@ -5305,7 +5330,7 @@ nonisolated extension Leasehold_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Leasehold_V1_ErrorDetails: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ErrorDetails"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}busy_blocks\0\u{3}free_blocks\0\u{1}pins\0\u{3}first_hole_offset\0\u{3}current_generation\0\u{3}revoked_layouts\0\u{3}evicted_sessions\0\u{1}limit\0\u{3}fence_revision\0\u{3}leader_endpoint\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}busy_blocks\0\u{3}free_blocks\0\u{1}pins\0\u{3}first_hole_offset\0\u{3}current_generation\0\u{3}revoked_layouts\0\u{3}evicted_sessions\0\u{1}limit\0\u{3}fence_revision\0\u{3}leader_endpoint\0\u{3}oldest_revision\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5323,6 +5348,7 @@ nonisolated extension Leasehold_V1_ErrorDetails: SwiftProtobuf.Message, SwiftPro
       case 8: try { try decoder.decodeSingularStringField(value: &self._limit) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self._fenceRevision) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self._leaderEndpoint) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self._oldestRevision) }()
       default: break
       }
     }
@@ -5363,6 +5389,9 @@ nonisolated extension Leasehold_V1_ErrorDetails: SwiftProtobuf.Message, SwiftPro
     try { if let v = self._leaderEndpoint {
       try visitor.visitSingularStringField(value: v, fieldNumber: 10)
     } }()
+    try { if let v = self._oldestRevision {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 11)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5377,6 +5406,7 @@ nonisolated extension Leasehold_V1_ErrorDetails: SwiftProtobuf.Message, SwiftPro
     if lhs._limit != rhs._limit {return false}
     if lhs._fenceRevision != rhs._fenceRevision {return false}
     if lhs._leaderEndpoint != rhs._leaderEndpoint {return false}
+    if lhs._oldestRevision != rhs._oldestRevision {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -10664,7 +10694,7 @@ nonisolated extension Leasehold_V1_InvariantReport: SwiftProtobuf.Message, Swift
 
 nonisolated extension Leasehold_V1_EventList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EventList"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}events\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}events\0\u{1}more\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -10673,6 +10703,7 @@ nonisolated extension Leasehold_V1_EventList: SwiftProtobuf.Message, SwiftProtob
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.more) }()
       default: break
       }
     }
@@ -10682,11 +10713,15 @@ nonisolated extension Leasehold_V1_EventList: SwiftProtobuf.Message, SwiftProtob
     if !self.events.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.events, fieldNumber: 1)
     }
+    if self.more != false {
+      try visitor.visitSingularBoolField(value: self.more, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Leasehold_V1_EventList, rhs: Leasehold_V1_EventList) -> Bool {
     if lhs.events != rhs.events {return false}
+    if lhs.more != rhs.more {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -9,9 +9,10 @@ import LeaseholdCore
 // the wrong length) and throws a `LeaseholdError` naming the row, so a damaged entry is
 // refused instead of misread.
 
-/// The format number this version writes and the highest it reads.
+/// The format number this version writes and the highest it reads: 2 since the event
+/// history is durable (event rows), 1 before.
 public enum JournalFormat {
-    public static let current: UInt32 = 1
+    public static let current: UInt32 = 2
 }
 
 extension ChangeSet {
@@ -179,6 +180,12 @@ extension ChangeSet.Row {
             message.name = name
             if let target { message.value = target.wire }
             row.target = message
+        case .event(let event):
+            row.event = event.wire
+        case .eventsDropped(let before):
+            var message = Leasehold_Journal_V1_EventsDroppedRow()
+            message.before = before.rawValue
+            row.eventsDropped = message
         }
         return row
     }
@@ -315,6 +322,11 @@ extension ChangeSet.Row {
             self = .fence(revision, message.hasValue ? try Fence(wire: message.value) : nil)
         case .target(let message):
             self = .target(message.name, message.hasValue ? StorageTarget(wire: message.value) : nil)
+        case .event(let message):
+            guard message.revision > 0 else { throw .badField("\(field).event", "an event has a revision above 0") }
+            self = .event(try Event(wire: message))
+        case .eventsDropped(let message):
+            self = .eventsDropped(before: EventRevision(rawValue: message.before))
         case nil:
             throw .badField(field, "a row names no table (written by a newer format?)")
         }

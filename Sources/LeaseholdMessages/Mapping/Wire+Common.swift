@@ -297,6 +297,7 @@ extension LeaseholdError {
         if let value = self.details.limit { details.limit = value }
         if let value = self.details.fenceRevision { details.fenceRevision = value.rawValue }
         if let value = self.details.leaderEndpoint { details.leaderEndpoint = value }
+        if let value = self.details.oldestRevision { details.oldestRevision = value.rawValue }
         if details != Leasehold_V1_ErrorDetails() { error.details = details }
         return error
     }
@@ -317,7 +318,8 @@ extension LeaseholdError {
                 evictedSessions: details.evictedSessions.map(SessionID.init(rawValue:)),
                 limit: details.hasLimit ? details.limit : nil,
                 fenceRevision: details.hasFenceRevision ? FenceRevision(rawValue: details.fenceRevision) : nil,
-                leaderEndpoint: details.hasLeaderEndpoint ? details.leaderEndpoint : nil
+                leaderEndpoint: details.hasLeaderEndpoint ? details.leaderEndpoint : nil,
+                oldestRevision: details.hasOldestRevision ? EventRevision(rawValue: details.oldestRevision) : nil
             )
         )
     }

@@ -144,8 +144,9 @@ extension Response {
                 wire.message = violation.message
                 return wire
             }
-        case .events(let events):
+        case .events(let events, let more):
             response.eventList.events = events.map(\.wire)
+            response.eventList.more = more
         }
         return response
     }
@@ -287,7 +288,7 @@ extension Response {
         case .eventList(let list):
             var events: [Event] = []
             for event in list.events { events.append(try Event(wire: event)) }
-            self = .events(events)
+            self = .events(events, more: list.more)
         }
     }
 }
