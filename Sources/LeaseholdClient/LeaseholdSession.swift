@@ -34,6 +34,8 @@ public final class LeaseholdSession: Sendable {
         var acknowledged: UInt64 = 0
         var acknowledging = false
         var tasks: [Task<Void, Never>] = []
+        /// Set by ``answerRecalls(layouts:pins:)``.
+        var responder: RecallResponder?
     }
 
     /// The session's id.
@@ -108,9 +110,11 @@ public final class LeaseholdSession: Sendable {
 
     // MARK: - Requests
 
-    func perform(_ command: Command) async throws -> Response {
+    /// - Parameter answering: an answer to a recall, which may take the slot kept for
+    ///   those (``SlotPool``).
+    func perform(_ command: Command, answering: Bool = false) async throws -> Response {
         if command.isMutation {
-            let tag = await self.slots.acquire()
+            let tag = await self.slots.acquire(answering: answering)
             defer { self.slots.release(tag) }
             return try await self.retrying(WireRequestBody(session: self.id, tag: tag, command: .core(command)))
         }
@@ -195,8 +199,20 @@ public final class LeaseholdSession: Sendable {
         }
         guard fresh else { return }
         switch push.body {
-        case .layoutRecall(let notice): self.eventSink.yield(.layoutRecall(LayoutRecall(notice: notice, session: self)))
-        case .pinRecall(let notice): self.eventSink.yield(.pinRecall(PinRecall(notice: notice, session: self)))
+        case .layoutRecall(let notice):
+            let recall = LayoutRecall(notice: notice, session: self)
+            if let responder = self.state.withLock({ $0.responder }) {
+                responder.answer(recall, events: self.eventSink)
+            } else {
+                self.eventSink.yield(.layoutRecall(recall))
+            }
+        case .pinRecall(let notice):
+            let recall = PinRecall(notice: notice, session: self)
+            if let responder = self.state.withLock({ $0.responder }) {
+                responder.answer(recall, events: self.eventSink)
+            } else {
+                self.eventSink.yield(.pinRecall(recall))
+            }
         case .sessionExpiring(let remaining): self.eventSink.yield(.expiring(remaining: remaining))
         case .fenced(let notice):
             // The same codes the server gives a request of the evicted session.
@@ -290,7 +306,11 @@ public final class LeaseholdSession: Sendable {
 
     /// Releases a pin: the caller promises its DMA has stopped.
     public func unpin(_ pin: PinID) async throws {
-        guard case .unpinned = try await self.perform(.unpin(pin)) else { throw Self.unexpected("unpin") }
+        try await self.unpin(pin, answering: false)
+    }
+
+    func unpin(_ pin: PinID, answering: Bool) async throws {
+        guard case .unpinned = try await self.perform(.unpin(pin), answering: answering) else { throw Self.unexpected("unpin") }
     }
 
     /// Sets the size; blocks past it are cut out under `policy`.
@@ -318,7 +338,11 @@ public final class LeaseholdSession: Sendable {
     /// Returns ranges of a layout, or all of it when `ranges` is `nil`.
     @discardableResult
     public func layoutReturn(_ stateID: LayoutStateID, ranges: [ByteRange]? = nil) async throws -> LayoutReturned {
-        guard case .layoutReturned(let returned) = try await self.perform(.layoutReturn(stateID, ranges: ranges)) else {
+        try await self.layoutReturn(stateID, ranges: ranges, answering: false)
+    }
+
+    func layoutReturn(_ stateID: LayoutStateID, ranges: [ByteRange]?, answering: Bool) async throws -> LayoutReturned {
+        guard case .layoutReturned(let returned) = try await self.perform(.layoutReturn(stateID, ranges: ranges), answering: answering) else {
             throw Self.unexpected("layoutReturn")
         }
         return returned
@@ -336,7 +360,11 @@ public final class LeaseholdSession: Sendable {
     /// `recallInProgress`: one more recall timeout, once per recall.
     @discardableResult
     public func prolongRecall(_ recall: RecallID) async throws -> Duration {
-        guard case .recallProlonged(_, let remaining) = try await self.perform(.prolongRecall(recall)) else { throw Self.unexpected("prolongRecall") }
+        try await self.prolongRecall(recall, answering: false)
+    }
+
+    func prolongRecall(_ recall: RecallID, answering: Bool) async throws -> Duration {
+        guard case .recallProlonged(_, let remaining) = try await self.perform(.prolongRecall(recall), answering: answering) else { throw Self.unexpected("prolongRecall") }
         return remaining
     }
 

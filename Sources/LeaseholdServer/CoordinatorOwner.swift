@@ -235,9 +235,15 @@ final class CoordinatorOwner: Sendable {
     func watchEvents(after: EventRevision, id: UInt64, _ operation: String, _ connection: Connection, _ state: inout State, _ step: inout Step) {
         let limit = state.coordinator.configuration.maxPageSize
         let output = state.coordinator.handle(Request(caller: connection.caller, command: .readEvents(after: after, limit: limit)), at: Self.now())
-        if case .success(.events(_, more: false))? = output.reply { state.eventWatchers[ObjectIdentifier(connection)] = connection }
         self.count(operation, output.reply, &step)
+        let watching = state.eventWatchers[ObjectIdentifier(connection)] != nil
         self.collect(output, replyTo: (connection, id), &state, &step)
+        guard case .success(.events(let page, more: false))? = output.reply, !watching else { return }
+        // Registered after this step's pushes went to the other watchers: of its events,
+        // this connection gets only those the page does not hold, behind the reply.
+        state.eventWatchers[ObjectIdentifier(connection)] = connection
+        let last = page.last?.revision ?? after
+        for event in output.effects.events where event.revision > last { step.releases.append((connection, .event(event))) }
     }
 
     /// Every command the Coordinator answers by itself.

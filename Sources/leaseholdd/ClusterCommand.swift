@@ -22,7 +22,7 @@ struct ClusterCommand: AsyncParsableCommand {
                 Run once per cluster, before its nodes start; it refuses a cluster that has a volume or a log already. \
                 The nodes then serve this volume with these settings, whatever their own flags say. With --import, \
                 the state of a single node's data directory (stopped) becomes the cluster's first checkpoint: sessions, \
-                pins, layouts, busy extents and fences carry over, and its geometry is the volume's.
+                pins, layouts, busy extents, fences and the event history carry over, and its geometry is the volume's.
                 """
         )
 

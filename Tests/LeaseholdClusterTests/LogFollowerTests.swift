@@ -36,7 +36,7 @@ struct LogFollowerTests {
         #expect(atBefore.position == nil, "no log yet at that revision; the entry came later")
         // The entry alone, at the revision read: damage.
         try await client.delete(keys.head)
-        await #expect(throws: (any Error).self) { _ = try await follower.head() }
+        await #expect(throws: EtcdSinkError.self) { _ = try await follower.head() }
         try await client.delete(keys.all.start, end: keys.all.end)
     }
 

@@ -16,8 +16,8 @@ struct EventHistoryTests {
         return configuration
     }
 
-    static func events(_ response: Response) -> (revisions: [UInt64], more: Bool) {
-        guard case .events(let events, let more) = response else { return ([], false) }
+    static func events(_ response: Response) throws -> (revisions: [UInt64], more: Bool) {
+        guard case .events(let events, let more) = response else { throw LeaseholdError.invalidArgument("not an event list: \(response)") }
         return (events.map(\.revision.rawValue), more)
     }
 
@@ -33,14 +33,22 @@ struct EventHistoryTests {
         #expect(h.persisted.events.map(\.revision.rawValue) == Array(3...7))
         #expect(h.coordinator.persistentState().events == h.persisted.events)
 
-        #expect(Self.events(try h.admin(.readEvents(after: 0, limit: 100))).revisions == Array(3...7), "0: all that is kept")
-        #expect(Self.events(try h.admin(.readEvents(after: 2, limit: 100))).revisions == Array(3...7), "right before the oldest kept")
-        #expect(Self.events(try h.admin(.readEvents(after: 5, limit: 100))).revisions == [6, 7])
-        #expect(Self.events(try h.admin(.readEvents(after: 7, limit: 100))).revisions == [])
-        let page = Self.events(try h.admin(.readEvents(after: 2, limit: 2)))
+        #expect(try Self.events(try h.admin(.readEvents(after: 0, limit: 100))).revisions == Array(3...7), "0: all that is kept")
+        #expect(try Self.events(try h.admin(.readEvents(after: 2, limit: 100))).revisions == Array(3...7), "right before the oldest kept")
+        #expect(try Self.events(try h.admin(.readEvents(after: 5, limit: 100))).revisions == [6, 7])
+        #expect(try Self.events(try h.admin(.readEvents(after: 7, limit: 100))).revisions == [])
+        let page = try Self.events(try h.admin(.readEvents(after: 2, limit: 2)))
         #expect(page.revisions == [3, 4] && page.more, "a full page says more follow")
-        #expect(!Self.events(try h.admin(.readEvents(after: 5, limit: 2))).more, "the rest of the history says none follow")
+        #expect(try !Self.events(try h.admin(.readEvents(after: 5, limit: 2))).more, "the rest of the history says none follow")
 
+        // The largest revision is read like any other: nothing after it (its successor
+        // would overflow), and fences likewise.
+        #expect(try Self.events(try h.admin(.readEvents(after: EventRevision(rawValue: .max), limit: 100))).revisions == [])
+        guard case .fences(let fences) = try h.call(.readFences(after: FenceRevision(rawValue: .max)), as: Caller(identity: "nvme-1", isTarget: true)) else {
+            Issue.record("readFences did not answer with fences")
+            return
+        }
+        #expect(fences.isEmpty)
         let error = #expect(throws: LeaseholdError.self) { try h.admin(.readEvents(after: 1, limit: 100)) }
         #expect(error?.code == .compacted)
         #expect(error?.details.oldestRevision == EventRevision(rawValue: 3))
@@ -76,7 +84,7 @@ struct EventHistoryTests {
             Issue.record("readEvents failed: \(String(describing: all.reply))")
             return
         }
-        #expect(Self.events(response).revisions == Array(1...6))
+        #expect(try Self.events(response).revisions == Array(1...6))
 
         var shorter = try Coordinator(restoring: image, configuration: Self.configuration(history: 4), at: Instant(nanoseconds: 9))
         let first = shorter.tick(at: Instant(nanoseconds: 10))

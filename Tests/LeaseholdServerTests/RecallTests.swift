@@ -99,6 +99,64 @@ struct RecallTests {
         try await pair.stop()
     }
 
+    @Test("a session that answers its recalls by itself lets a program simply await a truncate that recalls its layout: returned after quiescing, nobody evicted")
+    func responder() async throws {
+        let pair = try await self.setUp()
+        let quiesced = Mutex<[LayoutRecallNotice]>([])
+        pair.held.answerRecalls(
+            layouts: { notice in quiesced.withLock { $0.append(notice) } },
+            pins: { notice in Issue.record("no pin was recalled, got \(notice)") }
+        )
+        // The same program awaits the truncate directly, with no task of its own answering
+        // (without the responder this is `ignored` above: revoked and evicted).
+        let change = try await pair.breaking.truncate(pair.inode, size: 4 * 4_096)
+        #expect(change.returnedLayouts == [pair.layout.stateID.id])
+        #expect(change.revokedLayouts.isEmpty && change.evictedSessions.isEmpty)
+        #expect(quiesced.withLock { $0.map(\.range) } == [BlockRange(start: 4, end: 8)])
+        #expect(quiesced.withLock { $0.map(\.stateID.id) } == [pair.layout.stateID.id])
+        #expect(pair.held.leaseState == .active)
+        #expect(!pair.events.all.contains { if case .layoutRecall = $0 { true } else { false } }, "an answered recall does not also reach events")
+        try await pair.stop()
+    }
+
+    @Test("the responder unpins a recalled pin after its closure; a closure that throws hands its recall to events instead")
+    func responderFallsBack() async throws {
+        let pair = try await self.setUp()
+        let pin = try await pair.held.pin(pair.inode, ranges: [ByteRange(offset: 0, length: 4_096)], kind: .longTerm)
+        struct NotQuiesced: Error {}
+        let stopped = Mutex<[PinID]>([])
+        pair.held.answerRecalls(layouts: { _ in throw NotQuiesced() }, pins: { notice in stopped.withLock { $0.append(notice.pin) } })
+        async let truncated = pair.breaking.truncate(pair.inode, size: 0)
+        // The layout's closure threw: the recall is the application's, on events.
+        let recall = try await self.recall(pair.events)
+        try await recall.returnLayout()
+        let change = try await truncated
+        #expect(change.recalledPins == [pin.pin])
+        #expect(change.evictedSessions.isEmpty)
+        let admin = try await pair.cluster.client()
+        try await eventually("the responder unpinned") { try await admin.pins().isEmpty }
+        #expect(stopped.withLock { $0 } == [pin.pin])
+        #expect(pair.held.leaseState == .active)
+        admin.close()
+        try await pair.stop()
+    }
+
+    @Test("with every other slot busy, a recall answer still gets the slot kept for it; other calls never take that slot")
+    func answerSlot() async {
+        let pool = SlotPool(count: 3)
+        let a = await pool.acquire()
+        let b = await pool.acquire()
+        #expect(Set([a.slot, b.slot]) == [0, 1])
+        let answer = await pool.acquire(answering: true)
+        #expect(answer.slot == 2)
+        pool.release(answer)
+        // Slot 2 is free now, but only for answers: a call waits for slot 0 instead.
+        let waiting = Task { await pool.acquire() }
+        pool.release(a)
+        #expect(await waiting.value.slot == 0)
+        #expect(await pool.acquire(answering: true).slot == 2)
+    }
+
     @Test("a recall leaves only once its step is durable: lost with its batch, the next leader's recall has higher numbers and is answered")
     func recallWaitsForCommit() async throws {
         let cluster = try await TestCluster.start(standby: true)

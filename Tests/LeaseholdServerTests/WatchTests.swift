@@ -2,7 +2,9 @@ import Foundation
 import LeaseholdClient
 import LeaseholdCore
 import LeaseholdJournal
+import LeaseholdMessages
 import LeaseholdTestSupport
+import LeaseholdWire
 import Testing
 
 /// Watching the admin event history over the network (issue 13, item 6): the history is
@@ -21,7 +23,7 @@ struct WatchTests {
     func watchAcrossRestart() async throws {
         let cluster = try await TestCluster.start()
         let client = try await cluster.client("worker")
-        let session = try await client.openSession(ttl: .seconds(5))
+        let session = try await client.openSession(ttl: .seconds(60))
         for _ in 0..<4 { _ = try await session.createInode() }
         let admin = try await cluster.client()
         let before = try await admin.events()
@@ -35,8 +37,9 @@ struct WatchTests {
         let from = before[1].revision
         var watch = reader.watchEvents(after: from).makeAsyncIterator()
         let other = try await restarted.client("worker-2")
-        let later = try await other.openSession(ttl: .seconds(5))
+        let later = try await other.openSession(ttl: .seconds(60))
         let seen = try await Self.take(4, &watch)
+        try #require(seen.count == 4)
         #expect(seen.map(\.revision) == before.dropFirst(2).map(\.revision) + [seen[3].revision])
         #expect(seen[3].revision > before.last!.revision)
         if case .sessionOpened(let opened, _) = seen[3].kind { #expect(opened == later.id) } else { Issue.record("got \(seen[3].kind)") }
@@ -59,6 +62,39 @@ struct WatchTests {
         _ = try await session.createInode()
         #expect(try await Self.take(1, &watch).map(\.revision.rawValue) == [11])
         admin.close()
+        client.close()
+        try await cluster.stop()
+    }
+
+    @Test("on the wire: a page with more registers nothing, an event committed between pages comes in a page and is not also pushed, then later events are pushed once")
+    func pagesOnTheWire() async throws {
+        let cluster = try await TestCluster.start { $0.coordinator.maxPageSize = 3 }
+        let client = try await cluster.client("worker")
+        let session = try await client.openSession(ttl: .seconds(60))
+        for _ in 0..<4 { _ = try await session.createInode() }
+        let raw = try await RawConnection(cluster: cluster)
+        try await raw.hello()
+        func watch(_ id: UInt64, after: UInt64) async throws -> Leasehold_V1_EventList {
+            var request = WireRequest()
+            request.watchEvents.afterRevision = after
+            try await raw.send(EnvelopeCodec.request(id: id, request))
+            return try #require(try await raw.response(to: id)).eventList
+        }
+        func pushed() throws -> [UInt64] {
+            try raw.envelopes.compactMap { envelope in
+                if case .push(let push)? = envelope.body, case .event(let event)? = push.body { return event.revision }
+                return nil
+            }
+        }
+        let first = try await watch(2, after: 0)
+        #expect(first.events.map(\.revision) == [1, 2, 3] && first.more)
+        _ = try await session.createInode()
+        let second = try await watch(3, after: 3)
+        #expect(second.events.map(\.revision) == [4, 5, 6] && !second.more)
+        _ = try await session.createInode()
+        try await eventually("event 7 is pushed") { try pushed().contains(7) }
+        #expect(try pushed() == [7], "nothing was pushed before the watch caught up, and event 6 came only in its page")
+        await raw.close()
         client.close()
         try await cluster.stop()
     }

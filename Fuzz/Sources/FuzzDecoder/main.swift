@@ -18,9 +18,13 @@ import NIOCore
 /// reach it.
 let maxFrameLength = 64 << 10
 
+/// Where to write the seeds, read once: the environment is copied on every read, which
+/// would cost each input an allocation storm (and once, under load, a timeout report).
+let seedsDirectory = ProcessInfo.processInfo.environment["LEASEHOLD_FUZZ_SEEDS"]
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDecoder(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
-    if let directory = ProcessInfo.processInfo.environment["LEASEHOLD_FUZZ_SEEDS"] {
+    if let directory = seedsDirectory {
         // Not `exit`: libFuzzer would report an exit inside the target as a finding.
         if !Seeds.written {
             Seeds.written = true

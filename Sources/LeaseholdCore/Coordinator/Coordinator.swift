@@ -272,7 +272,11 @@ public struct Coordinator: Sendable {
         case .acknowledgeFence(let revision):
             return reply { () throws(LeaseholdError) in try self.acknowledgeFence(revision, target: caller.identity) }
         case .readFences(let after):
-            return reply { () throws(LeaseholdError) in .fences(Array(self.fences.elements(from: FenceRevision(rawValue: after.rawValue + 1)).map(\.value))) }
+            return reply { () throws(LeaseholdError) in
+                // No fence comes after the largest revision (and its successor would overflow).
+                guard after.rawValue < .max else { return .fences([]) }
+                return .fences(Array(self.fences.elements(from: FenceRevision(rawValue: after.rawValue + 1)).map(\.value)))
+            }
 
         case .evictSession(let id):
             return reply { () throws(LeaseholdError) in try self.adminEvict(id) }
@@ -344,7 +348,7 @@ public struct Coordinator: Sendable {
 
     /// Drops the oldest events beyond `eventHistory`, on disk too.
     mutating func trimEventHistory() {
-        let excess = self.eventLog.count - self.configuration.eventHistory
+        let excess = self.eventLog.count - Swift.max(0, self.configuration.eventHistory)
         guard excess > 0 else { return }
         self.eventLog.removeFirst(excess)
         self.dirty.eventsDroppedBefore = self.oldestKeptEvent
@@ -368,7 +372,7 @@ public struct Coordinator: Sendable {
         }
         // 0 asks for whatever is kept; a later revision for exactly what followed it.
         let oldest = self.oldestKeptEvent
-        if after.rawValue > 0, after.rawValue + 1 < oldest.rawValue { throw .compacted(after: after, oldest: oldest) }
+        if after.rawValue > 0, after.rawValue < oldest.rawValue - 1 { throw .compacted(after: after, oldest: oldest) }
         // The history is in revision order: the first event after `after` by bisection.
         var low = self.eventLog.startIndex
         var high = self.eventLog.endIndex

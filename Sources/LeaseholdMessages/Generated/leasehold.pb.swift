@@ -3752,7 +3752,8 @@ public nonisolated struct Leasehold_V1_EventList: Sendable {
 
   public var events: [Leasehold_V1_Event] = []
 
-  /// WatchEvents: more events follow these; the watch was not registered.
+  /// More events follow these: read (or watch) again after the last one. For
+  /// WatchEvents it also means the watch was not registered yet.
   public var more: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
