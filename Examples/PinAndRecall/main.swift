@@ -1,8 +1,9 @@
 // A tour of the client library against a running `swift run leaseholdd`: one client
-// pins a range for DMA, a second client truncates the file under it, the first answers
-// the pin recall with its responder (stops its imaginary DMA; the library unpins), and
-// the blocks go free. One program drives both, and simply awaits the truncate: the
-// responder answers independently of it.
+// pins a range for DMA and holds a layout of the file, a second client truncates the
+// file under both. The truncate waits for the layout to come back, and this one program
+// simply awaits it: the first session's recall responder answers on its own (it stops
+// the imaginary I/O and DMA; the library returns the layout range and unpins), so nobody
+// is evicted, and the blocks go free.
 //
 //   swift run leaseholdd            # terminal 1
 //   swift run leasehold-example     # terminal 2
@@ -18,34 +19,47 @@ let dmaHost = try await LeaseholdClient.connect(configuration)
 let truncater = try await LeaseholdClient.connect(configuration)
 print("connected to \(dmaHost.server.serverVersion), epoch \(dmaHost.server.epoch)")
 
-let pinning = try await dmaHost.openSession(name: "example-dma-host", ttl: .seconds(10))
-// Answer recalls as they come, on the library's own task and slot, whatever this program
-// is waiting for (docs/protocol.md, "Recalls"): stop DMA, then the library unpins. Set up
-// before the first pin or layout.
-pinning.answerRecalls(
-    layouts: { recall in print("recall of layout range \(recall.range): stopping I/O") },
+// Recalls are answered as they come, on the library's own task (and slot), whatever this
+// program is waiting for (docs/protocol.md, "Recalls"). Answering only between our own
+// calls would stall the truncate below until the layout is revoked and the session
+// evicted.
+let responder = RecallResponder(
+    layouts: { recall in print("recall of layout blocks \(recall.range): stopping I/O, then returning it") },
     pins: { recall in print("recall of pin \(recall.pin): stopping DMA, then unpinning") }
 )
+let pinning = try await dmaHost.openSession(name: "example-dma-host", ttl: .seconds(10), recalls: responder)
 let inode = try await pinning.createInode()
 _ = try await pinning.allocate(inode, ByteRange(offset: 0, length: 1 << 20))
 let grant = try await pinning.pin(inode, ranges: [ByteRange(offset: 0, length: 65_536)], kind: .longTerm)
-print("pinned \(grant.extents.map { "blocks \($0.physicalBlock)+\($0.count)" }) with fencing token \(grant.token)")
+let layout = try await pinning.layoutGet(inode, ranges: [ByteRange(offset: 0, length: 1 << 20)], iomode: .readWrite)
+print("pinned \(grant.extents.map { "blocks \($0.physicalBlock)+\($0.count)" }) with fencing token \(grant.token); layout \(layout.stateID.id)")
 
-// Watch the lease: jeopardy means stop all DMA now.
+// The lease, and any recall the responder hands back (its closure threw).
 let watching = Task {
     for await event in pinning.events {
-        if case .jeopardy = event { print("lease in jeopardy: stop all DMA now") }
+        switch event {
+        case .jeopardy: print("lease in jeopardy: stop all DMA now")
+        case .layoutRecall(let recall): _ = try? await recall.returnLayout()
+        case .pinRecall(let recall): try? await recall.unpin()
+        default: continue
+        }
     }
 }
 
 let breaking = try await truncater.openSession(name: "example-truncater", ttl: .seconds(10))
 let change = try await breaking.truncate(inode, size: 0, policy: .busy)
-print("truncated: \(change.freedBlocks) blocks free, \(change.busyBlocks) busy until the pin is gone; recalled pins \(change.recalledPins)")
+print(
+    "truncated: \(change.freedBlocks) blocks free, \(change.busyBlocks) busy until the pin is gone; "
+        + "layouts returned \(change.returnedLayouts), revoked \(change.revokedLayouts); recalled pins \(change.recalledPins)"
+)
+guard change.revokedLayouts.isEmpty, change.evictedSessions.isEmpty, pinning.leaseState == .active else {
+    fatalError("a recall went unanswered: revoked \(change.revokedLayouts), evicted \(change.evictedSessions)")
+}
 
+// The pin recall did not hold the truncate up (policy busy): wait for its answer.
 let admin = try await LeaseholdClient.connect(configuration)
-let deadline = ContinuousClock.now + .seconds(15)
 while try await admin.pins().contains(where: { $0.pin == grant.pin }) {
-    guard ContinuousClock.now < deadline else { fatalError("pin \(grant.pin) is still there after 15 s: its recall was not answered") }
+    guard pinning.leaseState == .active else { fatalError("the session ended before it unpinned") }
     try await Task.sleep(for: .milliseconds(20))
 }
 print("pin \(grant.pin) is gone: the responder answered its recall")

@@ -50,19 +50,26 @@ public final class LeaseholdClient: Sendable {
     /// Opens a session owned by this client's identity.
     /// - Parameters:
     ///   - ttl: requested TTL (the server clamps it); `nil` for the server default.
-    ///   - slots: concurrent mutations; `nil` for the server default.
-    public func openSession(name: String = "", ttl: Duration? = nil, slots: Int? = nil) async throws -> LeaseholdSession {
+    ///   - slots: the session's slots (`nil` for the server default, 64): with two or
+    ///     more, one is kept for the answers to recalls, the rest carry concurrent
+    ///     mutations.
+    ///   - recalls: answers every recall of the session by itself from the start
+    ///     (``LeaseholdSession/answerRecalls(layouts:pins:)``); `nil` leaves them to
+    ///     ``LeaseholdSession/events``.
+    public func openSession(name: String = "", ttl: Duration? = nil, slots: Int? = nil, recalls: RecallResponder? = nil) async throws -> LeaseholdSession {
         let sent = ContinuousClock.now
         let response = try await self.call(.openSession(name: name, ttl: ttl, slots: slots), retry: false)
         guard case .sessionOpened(let grant) = response else { throw LeaseholdSession.unexpected("openSession") }
         let session = LeaseholdSession(grant: grant, connection: self.connection, sentAt: sent)
+        if let recalls { session.state.withLock { $0.responder = recalls } }
         session.start()
         return session
     }
 
     /// Takes over an existing session (after a process restart, with its saved secret).
-    /// Sequences restart from the wall clock, above any the previous owner used.
-    public func resumeSession(_ id: SessionID, secret: SessionSecret) async throws -> LeaseholdSession {
+    /// Sequences restart from the wall clock, above any the previous owner used. With
+    /// `recalls`, the recalls replayed at the takeover are answered by it too.
+    public func resumeSession(_ id: SessionID, secret: SessionSecret, recalls: RecallResponder? = nil) async throws -> LeaseholdSession {
         let sent = ContinuousClock.now
         let response = try await self.call(.core(.resumeSession(id, secret: secret)), retry: true)
         guard case .sessionResumed(let resumed) = response else { throw LeaseholdSession.unexpected("resumeSession") }
@@ -73,6 +80,7 @@ public final class LeaseholdClient: Sendable {
             sentAt: sent,
             sequenceBase: base
         )
+        if let recalls { session.state.withLock { $0.responder = recalls } }
         session.start()
         for push in resumed.replay { session.deliver(push) }
         return session

@@ -110,7 +110,8 @@ public final class LeaseholdSession: Sendable {
 
     // MARK: - Requests
 
-    /// - Parameter answering: an answer to a recall, which may take the slot kept for
+    /// - Parameter answering: a call that never waits on the server (the answers to
+    ///   recalls: unpin, layoutReturn, prolongRecall), which may take the slot kept for
     ///   those (``SlotPool``).
     func perform(_ command: Command, answering: Bool = false) async throws -> Response {
         if command.isMutation {
@@ -199,20 +200,8 @@ public final class LeaseholdSession: Sendable {
         }
         guard fresh else { return }
         switch push.body {
-        case .layoutRecall(let notice):
-            let recall = LayoutRecall(notice: notice, session: self)
-            if let responder = self.state.withLock({ $0.responder }) {
-                responder.answer(recall, events: self.eventSink)
-            } else {
-                self.eventSink.yield(.layoutRecall(recall))
-            }
-        case .pinRecall(let notice):
-            let recall = PinRecall(notice: notice, session: self)
-            if let responder = self.state.withLock({ $0.responder }) {
-                responder.answer(recall, events: self.eventSink)
-            } else {
-                self.eventSink.yield(.pinRecall(recall))
-            }
+        case .layoutRecall(let notice): self.route(LayoutRecall(notice: notice, session: self))
+        case .pinRecall(let notice): self.route(PinRecall(notice: notice, session: self))
         case .sessionExpiring(let remaining): self.eventSink.yield(.expiring(remaining: remaining))
         case .fenced(let notice):
             // The same codes the server gives a request of the evicted session.
@@ -305,12 +294,10 @@ public final class LeaseholdSession: Sendable {
     }
 
     /// Releases a pin: the caller promises its DMA has stopped.
+    /// Like `layoutReturn` and `prolongRecall`, it never waits on the server, so it may
+    /// take the slot kept for recall answers.
     public func unpin(_ pin: PinID) async throws {
-        try await self.unpin(pin, answering: false)
-    }
-
-    func unpin(_ pin: PinID, answering: Bool) async throws {
-        guard case .unpinned = try await self.perform(.unpin(pin), answering: answering) else { throw Self.unexpected("unpin") }
+        guard case .unpinned = try await self.perform(.unpin(pin), answering: true) else { throw Self.unexpected("unpin") }
     }
 
     /// Sets the size; blocks past it are cut out under `policy`.
@@ -338,11 +325,7 @@ public final class LeaseholdSession: Sendable {
     /// Returns ranges of a layout, or all of it when `ranges` is `nil`.
     @discardableResult
     public func layoutReturn(_ stateID: LayoutStateID, ranges: [ByteRange]? = nil) async throws -> LayoutReturned {
-        try await self.layoutReturn(stateID, ranges: ranges, answering: false)
-    }
-
-    func layoutReturn(_ stateID: LayoutStateID, ranges: [ByteRange]?, answering: Bool) async throws -> LayoutReturned {
-        guard case .layoutReturned(let returned) = try await self.perform(.layoutReturn(stateID, ranges: ranges), answering: answering) else {
+        guard case .layoutReturned(let returned) = try await self.perform(.layoutReturn(stateID, ranges: ranges), answering: true) else {
             throw Self.unexpected("layoutReturn")
         }
         return returned
@@ -360,11 +343,7 @@ public final class LeaseholdSession: Sendable {
     /// `recallInProgress`: one more recall timeout, once per recall.
     @discardableResult
     public func prolongRecall(_ recall: RecallID) async throws -> Duration {
-        try await self.prolongRecall(recall, answering: false)
-    }
-
-    func prolongRecall(_ recall: RecallID, answering: Bool) async throws -> Duration {
-        guard case .recallProlonged(_, let remaining) = try await self.perform(.prolongRecall(recall), answering: answering) else { throw Self.unexpected("prolongRecall") }
+        guard case .recallProlonged(_, let remaining) = try await self.perform(.prolongRecall(recall), answering: true) else { throw Self.unexpected("prolongRecall") }
         return remaining
     }
 

@@ -37,14 +37,14 @@ public struct LayoutRecall: Sendable {
     public func returnLayout() async throws -> LayoutReturned {
         let blockSize = self.session.connection.hello.limits.blockSize
         let range = ByteRange(offset: self.notice.range.start * blockSize, length: self.notice.range.count * blockSize)
-        return try await self.session.layoutReturn(self.notice.stateID, ranges: [range], answering: true)
+        return try await self.session.layoutReturn(self.notice.stateID, ranges: [range])
     }
 
     /// `recallInProgress`: one more recall timeout, once.
     /// - Returns: the time now left.
     @discardableResult
     public func prolong() async throws -> Duration {
-        try await self.session.prolongRecall(self.notice.recall, answering: true)
+        try await self.session.prolongRecall(self.notice.recall)
     }
 }
 
@@ -55,12 +55,12 @@ public struct PinRecall: Sendable {
 
     /// Unpins: the caller promises its DMA through the pin has stopped.
     public func unpin() async throws {
-        try await self.session.unpin(self.notice.pin, answering: true)
+        try await self.session.unpin(self.notice.pin)
     }
 
     /// One more recall timeout, once.
     @discardableResult
     public func prolong() async throws -> Duration {
-        try await self.session.prolongRecall(self.notice.recall, answering: true)
+        try await self.session.prolongRecall(self.notice.recall)
     }
 }

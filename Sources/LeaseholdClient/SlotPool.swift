@@ -5,9 +5,11 @@ import Synchronization
 /// it, keeps them across retransmissions, and gives the slot back when its reply is
 /// final. That is what makes a retry after a lost reply exactly-once (NFSv4.1 slots).
 ///
-/// With two slots or more, the last one is kept for answers to recalls (layout returns,
-/// unpins and prolongs of a recall): an application whose every slot waits on a break
-/// can still answer the recalls that break waits for.
+/// With two slots or more, the last one is kept for the calls that never wait on the
+/// server, which are the answers to recalls (unpin, layoutReturn, prolongRecall): an
+/// application whose every other slot waits on a break can still answer the recalls that
+/// break waits for. Such a call takes a free ordinary slot when there is one, and a
+/// freed slot goes to such calls first.
 final class SlotPool: Sendable {
     private struct State {
         var free: [UInt32]
@@ -58,6 +60,9 @@ final class SlotPool: Sendable {
         }
     }
 
+    /// Whether an answer waits for a slot (for tests).
+    var hasAnswerWaiter: Bool { self.state.withLock { !$0.answerWaiters.isEmpty } }
+
     /// Gives a slot back.
     func release(_ tag: SlotTag) {
         let waiter = self.state.withLock { state -> CheckedContinuation<UInt32, Never>? in
@@ -66,8 +71,9 @@ final class SlotPool: Sendable {
                 state.reservedFree = true
                 return nil
             }
-            if !state.waiters.isEmpty { return state.waiters.removeFirst() }
+            // Answers first: a break may be waiting for them.
             if !state.answerWaiters.isEmpty { return state.answerWaiters.removeFirst() }
+            if !state.waiters.isEmpty { return state.waiters.removeFirst() }
             state.free.append(tag.slot)
             return nil
         }

@@ -101,7 +101,7 @@ struct RecallTests {
 
     @Test("a session that answers its recalls by itself lets a program simply await a truncate that recalls its layout: returned after quiescing, nobody evicted")
     func responder() async throws {
-        let pair = try await self.setUp()
+        let pair = try await self.setUp(recallTimeout: .seconds(10))
         let quiesced = Mutex<[LayoutRecallNotice]>([])
         pair.held.answerRecalls(
             layouts: { notice in quiesced.withLock { $0.append(notice) } },
@@ -121,7 +121,7 @@ struct RecallTests {
 
     @Test("the responder unpins a recalled pin after its closure; a closure that throws hands its recall to events instead")
     func responderFallsBack() async throws {
-        let pair = try await self.setUp()
+        let pair = try await self.setUp(recallTimeout: .seconds(10))
         let pin = try await pair.held.pin(pair.inode, ranges: [ByteRange(offset: 0, length: 4_096)], kind: .longTerm)
         struct NotQuiesced: Error {}
         let stopped = Mutex<[PinID]>([])
@@ -136,8 +136,42 @@ struct RecallTests {
         let admin = try await pair.cluster.client()
         try await eventually("the responder unpinned") { try await admin.pins().isEmpty }
         #expect(stopped.withLock { $0 } == [pin.pin])
+        // Released by the unpin, not revoked at a deadline: the event history says so.
+        let released = try await admin.events().compactMap { event -> PinReleaseReason? in
+            if case .pinReleased(let id, let reason) = event.kind, id == pin.pin { return reason }
+            return nil
+        }
+        #expect(released == [.unpinned])
         #expect(pair.held.leaseState == .active)
         admin.close()
+        try await pair.stop()
+    }
+
+    @Test("a process that takes a session over with a responder answers the recall replayed to it")
+    func responderOnResume() async throws {
+        let pair = try await self.setUp(recallTimeout: .seconds(10))
+        // The holder's process goes away; its session stays, and a truncate recalls the
+        // layout while nobody is connected.
+        pair.holder.close()
+        async let truncated = pair.breaking.truncate(pair.inode, size: 0)
+        let admin = try await pair.cluster.client()
+        try await eventually("the recall is outstanding") {
+            guard case .recalling? = try await admin.layouts().first?.state else { return false }
+            return true
+        }
+        let successor = try await pair.cluster.client("nic-1")
+        let quiesced = Mutex(0)
+        let resumed = try await successor.resumeSession(
+            pair.held.id, secret: pair.held.secret,
+            recalls: RecallResponder(layouts: { _ in quiesced.withLock { $0 += 1 } }, pins: { _ in })
+        )
+        let change = try await truncated
+        #expect(change.returnedLayouts == [pair.layout.stateID.id], "answered from the replay, not revoked")
+        #expect(change.evictedSessions.isEmpty)
+        #expect(quiesced.withLock { $0 } == 1)
+        #expect(resumed.leaseState == .active)
+        admin.close()
+        successor.close()
         try await pair.stop()
     }
 
@@ -155,6 +189,27 @@ struct RecallTests {
         pool.release(a)
         #expect(await waiting.value.slot == 0)
         #expect(await pool.acquire(answering: true).slot == 2)
+
+        // Two slots: one for calls, one kept. A second answer waits, and a freed slot
+        // goes to it before any call.
+        let two = SlotPool(count: 2)
+        let call = await two.acquire()
+        let kept = await two.acquire(answering: true)
+        #expect(call.slot == 0 && kept.slot == 1)
+        let secondAnswer = Task { await two.acquire(answering: true) }
+        while !two.hasAnswerWaiter { await Task.yield() }
+        let laterCall = Task { await two.acquire() }
+        two.release(call)
+        let handed = await secondAnswer.value
+        #expect(handed.slot == 0, "the freed slot went to the waiting answer")
+        two.release(kept)
+        two.release(handed)
+        #expect(await laterCall.value.slot == 0)
+
+        // One slot: nothing is kept; an answer shares it.
+        let one = SlotPool(count: 1)
+        #expect(one.reserved == nil)
+        #expect(await one.acquire(answering: true).slot == 0)
     }
 
     @Test("a recall leaves only once its step is durable: lost with its batch, the next leader's recall has higher numbers and is answered")
