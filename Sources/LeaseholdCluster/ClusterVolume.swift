@@ -144,7 +144,7 @@ public struct ClusterSettings: Sendable, Hashable {
         message.recallTimeoutNanos = self.recallTimeout.nanosecondsClamped
         message.releaseDelayNanos = self.releaseDelay.nanosecondsClamped
         message.maxWaitNanos = self.maxWait.nanosecondsClamped
-        message.eventHistory = UInt64(self.eventHistory)
+        message.eventHistory = UInt64(Swift.max(0, self.eventHistory))
         message.admins = self.admins.sorted()
         message.targets = self.targets.sorted()
         return message
@@ -159,10 +159,10 @@ public struct ClusterSettings: Sendable, Hashable {
         self.recallTimeout = duration(message.recallTimeoutNanos)
         self.releaseDelay = duration(message.releaseDelayNanos)
         self.maxWait = duration(message.maxWaitNanos)
-        // 0: a volume initialized before the setting existed.
-        self.eventHistory = message.eventHistory == 0 ? CoordinatorConfiguration().eventHistory : Int(clamping: message.eventHistory)
-        guard (1...CoordinatorConfiguration.maxEventHistory).contains(self.eventHistory) else {
-            throw ClusterVolumeError("the cluster's event history \(message.eventHistory) is not between 1 and \(CoordinatorConfiguration.maxEventHistory)")
+        // Unset: a volume initialized before the setting existed.
+        self.eventHistory = message.hasEventHistory ? Int(clamping: message.eventHistory) : CoordinatorConfiguration().eventHistory
+        guard (0...CoordinatorConfiguration.maxEventHistory).contains(self.eventHistory) else {
+            throw ClusterVolumeError("the cluster's event history \(message.eventHistory) is not between 0 and \(CoordinatorConfiguration.maxEventHistory)")
         }
         self.admins = Set(message.admins)
         self.targets = Set(message.targets)

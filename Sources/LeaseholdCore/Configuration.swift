@@ -17,7 +17,8 @@ public struct CoordinatorConfiguration: Hashable, Sendable {
     /// Unacknowledged pushes kept per session; older ones are dropped beyond this.
     public var maxPushBacklog: Int = 4_096
     /// Admin events the durable history keeps for `readEvents` and watchers; older ones
-    /// are dropped (on disk too) as new ones come.
+    /// are dropped (on disk too) as new ones come. 0 keeps none: watchers get live
+    /// events only (and a batch then writes no event rows at all).
     public var eventHistory: Int = 10_000
     /// The longest history `eventHistory` may ask for.
     public static let maxEventHistory = 1_000_000

@@ -12,6 +12,31 @@ struct RowWriter {
         self.db = db
     }
 
+    /// The rows of consecutive change sets, in order, except that the event history is
+    /// cut once: every step that filled the history drops its oldest events, so a batch
+    /// of steps would run a `DELETE` each and insert events a later step of the same batch
+    /// drops again. Only the last cut counts; events below it are not written, and one
+    /// `DELETE` at the end removes the older ones. The result is the same rows.
+    mutating func write(batch changeSets: [ChangeSet]) throws {
+        var cut: EventRevision?
+        for changes in changeSets {
+            for case .eventsDropped(let before) in changes.rows { cut = Swift.max(cut ?? before, before) }
+        }
+        for changes in changeSets {
+            for row in changes.rows {
+                switch row {
+                case .eventsDropped:
+                    continue
+                case .event(let event) where cut.map({ event.revision < $0 }) ?? false:
+                    continue
+                default:
+                    try self.write(row)
+                }
+            }
+        }
+        if let cut { try self.write(.eventsDropped(before: cut)) }
+    }
+
     mutating func write(_ row: ChangeSet.Row) throws {
         switch row {
         case .volume(let volume):

@@ -57,9 +57,7 @@ public final class Store: Sendable {
             try db.execute(sql: "BEGIN IMMEDIATE")
             do {
                 var writer = RowWriter(db: db)
-                for changes in changeSets {
-                    for row in changes.rows { try writer.write(row) }
-                }
+                try writer.write(batch: changeSets)
                 if let position { try writer.write(position) }
                 let clock = ContinuousClock()
                 let start = clock.now

@@ -57,7 +57,7 @@ struct VolumeOptions: ParsableArguments {
     @Option(help: "Time a holder has to answer a recall (default 10s).") var recallTimeout: String?
     @Option(help: "Time busy blocks stay busy after their last holder is gone (default 5s; 0 allowed).") var releaseDelay: String?
     @Option(help: "Cap of every wait (default 60s).") var maxWait: String?
-    @Option(help: "Admin events the durable history keeps, 1...1000000 (default 10000).") var eventHistory: Int?
+    @Option(help: "Admin events the durable history keeps, 0...1000000 (default 10000; 0: none, watchers get live events only).") var eventHistory: Int?
     @Option(help: "An identity with the admin role; repeatable (default: admin).") var admin: [String] = []
     @Option(help: "An identity with the storage-target role; repeatable.") var target: [String] = []
 
@@ -94,8 +94,8 @@ struct VolumeOptions: ParsableArguments {
         if let delay = try lookup.duration(self.releaseDelay, "release-delay") { coordinator.releaseDelay = delay }
         if let wait = try lookup.duration(self.maxWait, "max-wait") { coordinator.maxWait = wait }
         if let history: Int = try lookup.number(self.eventHistory, "event-history") {
-            guard (1...CoordinatorConfiguration.maxEventHistory).contains(history) else {
-                throw ValidationError("event-history must be between 1 and \(CoordinatorConfiguration.maxEventHistory), not \(history)")
+            guard (0...CoordinatorConfiguration.maxEventHistory).contains(history) else {
+                throw ValidationError("event-history must be between 0 and \(CoordinatorConfiguration.maxEventHistory), not \(history)")
             }
             coordinator.eventHistory = history
         }

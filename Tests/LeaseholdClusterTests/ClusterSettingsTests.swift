@@ -20,8 +20,9 @@ struct ClusterSettingsTests {
         #expect(kept.applied(to: CoordinatorConfiguration(), geometry: .default).eventHistory == 77)
 
         var old = kept.message
-        old.eventHistory = 0
+        old.clearEventHistory()
         #expect(try ClusterSettings(message: old).eventHistory == CoordinatorConfiguration().eventHistory)
+        #expect(try ClusterSettings(message: Self.settings(eventHistory: 0).message).eventHistory == 0, "none kept is a setting of its own")
 
         var huge = kept.message
         huge.eventHistory = UInt64(CoordinatorConfiguration.maxEventHistory) + 1

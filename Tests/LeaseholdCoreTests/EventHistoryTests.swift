@@ -55,6 +55,19 @@ struct EventHistoryTests {
         #expect(h.violations.isEmpty, "\(h.violations)")
     }
 
+    @Test("a history of 0 keeps nothing: only the latest revision can be read after, anything older is compacted")
+    func none() throws {
+        var h = Harness(configuration: Self.configuration(history: 0))
+        let session = h.openSession("alice")
+        _ = h.createInode(in: session)
+        #expect(h.persisted.events.isEmpty)
+        #expect(try Self.events(try h.admin(.readEvents(after: 0, limit: 10))).revisions == [])
+        #expect(try Self.events(try h.admin(.readEvents(after: 2, limit: 10))).revisions == [])
+        let error = #expect(throws: LeaseholdError.self) { try h.admin(.readEvents(after: 1, limit: 10)) }
+        #expect(error?.details.oldestRevision == EventRevision(rawValue: 3))
+        #expect(h.violations.isEmpty, "\(h.violations)")
+    }
+
     @Test("one step's change set adds its events and drops the oldest in one range row")
     func rows() throws {
         var h = Harness(configuration: Self.configuration(history: 2))

@@ -223,13 +223,22 @@ public nonisolated struct Leasehold_Cluster_V1_Settings: Sendable {
 
   public var targets: [String] = []
 
-  /// Events the durable history keeps; 0 (a volume initialized before it existed) is
-  /// the default, 10,000.
-  public var eventHistory: UInt64 = 0
+  /// Events the durable history keeps (0: none); unset (a volume initialized before it
+  /// existed) is the default, 10,000.
+  public var eventHistory: UInt64 {
+    get {_eventHistory ?? 0}
+    set {_eventHistory = newValue}
+  }
+  /// Returns true if `eventHistory` has been explicitly set.
+  public var hasEventHistory: Bool {self._eventHistory != nil}
+  /// Clears the value of `eventHistory`. Subsequent reads from it will return its default value.
+  public mutating func clearEventHistory() {self._eventHistory = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _eventHistory: UInt64? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -545,13 +554,17 @@ nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, Swif
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.maxWaitNanos) }()
       case 8: try { try decoder.decodeRepeatedStringField(value: &self.admins) }()
       case 9: try { try decoder.decodeRepeatedStringField(value: &self.targets) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.eventHistory) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self._eventHistory) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.minTtlNanos != 0 {
       try visitor.visitSingularUInt64Field(value: self.minTtlNanos, fieldNumber: 1)
     }
@@ -579,9 +592,9 @@ nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, Swif
     if !self.targets.isEmpty {
       try visitor.visitRepeatedStringField(value: self.targets, fieldNumber: 9)
     }
-    if self.eventHistory != 0 {
-      try visitor.visitSingularUInt64Field(value: self.eventHistory, fieldNumber: 10)
-    }
+    try { if let v = self._eventHistory {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 10)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -595,7 +608,7 @@ nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, Swif
     if lhs.maxWaitNanos != rhs.maxWaitNanos {return false}
     if lhs.admins != rhs.admins {return false}
     if lhs.targets != rhs.targets {return false}
-    if lhs.eventHistory != rhs.eventHistory {return false}
+    if lhs._eventHistory != rhs._eventHistory {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
