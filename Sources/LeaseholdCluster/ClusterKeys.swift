@@ -28,6 +28,11 @@ public struct ClusterKeys: Sendable, Hashable {
         self.leaderPrefix + Self.hex(UInt64(bitPattern: lease))
     }
 
+    /// What each node last published of itself (``NodeDirectory``).
+    public var nodesPrefix: String { self.prefix + "nodes/" }
+
+    public func node(_ name: String) -> String { self.nodesPrefix + name }
+
     /// The volume: its UUID, geometry and the settings every node serves with
     /// (``ClusterVolume``), written once by `leaseholdd cluster init`.
     public var volume: String { self.prefix + "volume" }

@@ -212,6 +212,26 @@ public final class ClusterNode: Service, Sendable {
         if let failure { self.logger.warning("could not record the applied log index", metadata: ["error": "\(failure)"]) }
     }
 
+    /// Puts this node's report (``NodeDirectory``) under the current election's lease when
+    /// it differs from the last one put; best effort (a report, not a decision).
+    /// - Returns: what is published now.
+    func publish(after last: (lease: Int64, entry: NodeDirectory.Entry)?) async -> (lease: Int64, entry: NodeDirectory.Entry)? {
+        guard let lease = self.state.withLock({ $0.election?.lease?.id }) else { return last }
+        let (role, _, term) = self.server.announcedRole
+        let entry = NodeDirectory.Entry(
+            name: self.configuration.node, endpoint: self.configuration.advertise, role: role, term: term,
+            appliedIndex: self.appliedIndex.load(ordering: .relaxed)
+        )
+        if let last, last.lease == lease, last.entry == entry { return last }
+        do {
+            try await NodeDirectory.publish(entry, lease: lease, client: self.client, keys: self.keys)
+            return (lease, entry)
+        } catch {
+            self.logger.debug("could not publish this node's applied position", metadata: ["error": "\(error)"])
+            return last
+        }
+    }
+
     /// The server's role now.
     public var role: NodeRole { self.server.role }
 
@@ -221,10 +241,12 @@ public final class ClusterNode: Service, Sendable {
         let lifecycle = Task { await self.rounds() }
         self.state.withLock { $0.lifecycle = lifecycle }
         let recording = Task {
+            var published: (lease: Int64, entry: NodeDirectory.Entry)?
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
                 if let sink = self.state.withLock({ $0.sink }) { self.noteApplied(sink.durableIndex) }
                 self.recordApplied()
+                published = await self.publish(after: published)
             }
         }
         do {

@@ -72,9 +72,9 @@ extension LeaseholdServer {
         }
     }
 
-    /// What `Hello` says this node is: a leader past its deadline calls itself a standby
-    /// that knows no leader.
-    var announcedRole: (NodeRole, String?, UInt64) {
+    /// What `Hello` says this node is (role, leader endpoint, term): a leader past its
+    /// deadline calls itself a standby that knows no leader.
+    public var announcedRole: (NodeRole, String?, UInt64) {
         switch self.mode.withLock({ $0 }) {
         case .serving(let serving):
             if serving.role == .leader, let gate = serving.owner.gate, !gate() { return (.standby, nil, serving.term) }

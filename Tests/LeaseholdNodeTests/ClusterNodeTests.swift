@@ -167,11 +167,28 @@ struct ClusterNodeTests {
         #expect(seen.reflects != nil && seen.volume.inodes == 1, "\(seen)")
         reader.close()
 
+        // Each node publishes its role, term and applied index; both reach the head.
+        let etcd = EtcdTestCluster.client(members)
+        let keys = ClusterKeys(cluster: cluster)
+        let head = try #require(try await LogFollower(client: etcd, keys: keys).head().position)
+        try await eventually("both nodes published the head", timeout: .seconds(20)) {
+            let nodes = try await NodeDirectory.read(client: etcd, keys: keys)
+            return nodes.count == 2 && nodes.allSatisfy { $0.appliedIndex >= head.index && $0.term == head.term }
+        }
+        let published = try await NodeDirectory.read(client: etcd, keys: keys)
+        #expect(published.first { $0.endpoint == leader.endpoint }?.role == .leader)
+        #expect(published.first { $0.endpoint == standby.endpoint }?.role == .standby)
+
         // Graceful handover: the leader settles and resigns; the standby takes over.
         host.close()
         await leader.stop()
         try await eventually("the standby leads", timeout: .seconds(20)) { standby.role == .leader }
         #expect(standby.node.server.epoch > epoch, "the takeover bumps the epoch")
+        // The old leader's report went with its lease; the new leader says it leads.
+        try await eventually("the directory shows the new leader alone", timeout: .seconds(20)) {
+            let nodes = try await NodeDirectory.read(client: etcd, keys: keys)
+            return nodes.map(\.endpoint) == [standby.endpoint] && nodes.first?.role == .leader && (nodes.first?.term ?? 0) > head.term
+        }
         let again = try await standby.client("host-a", tls: tls)
         let resumed = try await again.resumeSession(session.id, secret: session.secret)
         #expect(resumed.id == session.id)

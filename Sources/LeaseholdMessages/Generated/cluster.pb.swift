@@ -241,6 +241,32 @@ public nonisolated struct Leasehold_Cluster_V1_Settings: Sendable {
   fileprivate var _eventHistory: UInt64? = nil
 }
 
+/// What a node last said of itself: the value of `nodes/<name>`, put under the node's
+/// election lease (so it goes when the node does) whenever its role, term or applied
+/// index changed, at most once a second.
+public nonisolated struct Leasehold_Cluster_V1_NodeStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// Where clients reach it (`--advertise`).
+  public var endpoint: String = String()
+
+  public var role: Leasehold_V1_NodeRole = .unspecified
+
+  /// The newest term it knows: its own while it leads.
+  public var term: UInt64 = 0
+
+  /// The highest log index it applied (a standby) or made durable (the leader).
+  public var appliedIndex: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "leasehold.cluster.v1"
@@ -609,6 +635,56 @@ nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, Swif
     if lhs.admins != rhs.admins {return false}
     if lhs.targets != rhs.targets {return false}
     if lhs._eventHistory != rhs._eventHistory {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Leasehold_Cluster_V1_NodeStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".NodeStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}endpoint\0\u{1}role\0\u{1}term\0\u{3}applied_index\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.endpoint) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.role) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.appliedIndex) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.endpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.endpoint, fieldNumber: 2)
+    }
+    if self.role != .unspecified {
+      try visitor.visitSingularEnumField(value: self.role, fieldNumber: 3)
+    }
+    if self.term != 0 {
+      try visitor.visitSingularUInt64Field(value: self.term, fieldNumber: 4)
+    }
+    if self.appliedIndex != 0 {
+      try visitor.visitSingularUInt64Field(value: self.appliedIndex, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Leasehold_Cluster_V1_NodeStatus, rhs: Leasehold_Cluster_V1_NodeStatus) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.endpoint != rhs.endpoint {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.term != rhs.term {return false}
+    if lhs.appliedIndex != rhs.appliedIndex {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
