@@ -3,6 +3,7 @@ import LeaseholdClient
 import LeaseholdCore
 import LeaseholdJournal
 import LeaseholdMessages
+import LeaseholdServer
 import LeaseholdTestSupport
 import LeaseholdWire
 import Testing
@@ -12,6 +13,17 @@ import Testing
 /// in pages; a revision older than the history is `compacted`.
 @Suite("Watching the durable event history", .timeLimit(.minutes(1)))
 struct WatchTests {
+    /// A server whose "worker" session created `inodes` inodes (events 1 to inodes + 1).
+    static func start(
+        inodes: Int, _ configure: (inout ServerConfiguration) -> Void = { _ in }
+    ) async throws -> (cluster: TestCluster, client: LeaseholdClient, session: LeaseholdSession) {
+        let cluster = try await TestCluster.start(configure)
+        let client = try await cluster.client("worker")
+        let session = try await client.openSession(ttl: .seconds(60))
+        for _ in 0..<inodes { _ = try await session.createInode() }
+        return (cluster, client, session)
+    }
+
     /// The next `count` events of a watch.
     static func take(_ count: Int, _ watch: inout AsyncThrowingStream<Event, any Error>.Iterator) async throws -> [Event] {
         var events: [Event] = []
@@ -21,10 +33,7 @@ struct WatchTests {
 
     @Test("after a restart, watch from a revision returns what followed it, then new events")
     func watchAcrossRestart() async throws {
-        let cluster = try await TestCluster.start()
-        let client = try await cluster.client("worker")
-        let session = try await client.openSession(ttl: .seconds(60))
-        for _ in 0..<4 { _ = try await session.createInode() }
+        let (cluster, client, _) = try await Self.start(inodes: 4)
         let admin = try await cluster.client()
         let before = try await admin.events()
         #expect(before.count == 5, "sessionOpened and four inodeCreated")
@@ -50,10 +59,7 @@ struct WatchTests {
 
     @Test("a history longer than a page reaches the watcher page by page, in order, then live")
     func pagedWatch() async throws {
-        let cluster = try await TestCluster.start { $0.coordinator.maxPageSize = 3 }
-        let client = try await cluster.client("worker")
-        let session = try await client.openSession(ttl: .seconds(5))
-        for _ in 0..<9 { _ = try await session.createInode() }
+        let (cluster, client, session) = try await Self.start(inodes: 9) { $0.coordinator.maxPageSize = 3 }
         let admin = try await cluster.client()
         var watch = admin.watchEvents().makeAsyncIterator()
         let history = try await Self.take(10, &watch)
@@ -68,10 +74,7 @@ struct WatchTests {
 
     @Test("on the wire: a page with more registers nothing, an event committed between pages comes in a page and is not also pushed, then later events are pushed once")
     func pagesOnTheWire() async throws {
-        let cluster = try await TestCluster.start { $0.coordinator.maxPageSize = 3 }
-        let client = try await cluster.client("worker")
-        let session = try await client.openSession(ttl: .seconds(60))
-        for _ in 0..<4 { _ = try await session.createInode() }
+        let (cluster, client, session) = try await Self.start(inodes: 4) { $0.coordinator.maxPageSize = 3 }
         let raw = try await RawConnection(cluster: cluster)
         try await raw.hello()
         func watch(_ id: UInt64, after: UInt64) async throws -> Leasehold_V1_EventList {
@@ -101,10 +104,7 @@ struct WatchTests {
 
     @Test("a revision older than the history kept is compacted, naming the oldest kept")
     func compacted() async throws {
-        let cluster = try await TestCluster.start { $0.coordinator.eventHistory = 3 }
-        let client = try await cluster.client("worker")
-        let session = try await client.openSession(ttl: .seconds(5))
-        for _ in 0..<5 { _ = try await session.createInode() }
+        let (cluster, client, _) = try await Self.start(inodes: 5) { $0.coordinator.eventHistory = 3 }
         let admin = try await cluster.client()
         #expect(try await admin.events().map(\.revision.rawValue) == [4, 5, 6])
         let read = await #expect(throws: LeaseholdError.self) { _ = try await admin.events(after: 1) }

@@ -28,8 +28,9 @@ extension Coordinator {
         self.dirty.inodes.insert(id)
     }
 
-    /// Collects the rows changed by the current step and resets the records.
-    mutating func drainChanges() -> ChangeSet {
+    /// Collects the rows changed by the current step and resets the records; `events` are
+    /// the step's events (its effects), each a row of the history.
+    mutating func drainChanges(events: [Event]) -> ChangeSet {
         var rows: [ChangeSet.Row] = []
         if self.dirty.volume { rows.append(.volume(self.volume)) }
         if self.dirty.counters { rows.append(.counters(self.counters)) }
@@ -60,7 +61,7 @@ extension Coordinator {
         for id in self.dirty.recalls.elements { rows.append(.recall(id, self.recalls[id]?.record)) }
         for revision in self.dirty.fences.elements { rows.append(.fence(revision, self.fences[revision])) }
         for name in self.dirty.targets.elements { rows.append(.target(name, self.targets[name])) }
-        for event in self.dirty.events { rows.append(.event(event)) }
+        for event in events { rows.append(.event(event)) }
         if let before = self.dirty.eventsDroppedBefore { rows.append(.eventsDropped(before: before)) }
         self.dirty.reset()
         return ChangeSet(rows: rows)

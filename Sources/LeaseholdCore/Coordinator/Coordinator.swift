@@ -131,7 +131,7 @@ public struct Coordinator: Sendable {
         self.settle()
         var effects = Effects()
         swap(&effects, &self.step.effects)
-        effects.changes = self.drainChanges()
+        effects.changes = self.drainChanges(events: effects.events)
         effects.nextDeadline = self.timers.next
         return Output(decision: decision, effects: effects)
     }
@@ -341,7 +341,6 @@ public struct Coordinator: Sendable {
     mutating func emit(_ kind: EventKind) {
         let event = Event(revision: EventRevision(rawValue: self.nextID(\.lastEvent)), kind: kind)
         self.eventLog.append(event)
-        self.dirty.events.append(event)
         self.trimEventHistory()
         self.step.effects.events.append(event)
     }
@@ -496,8 +495,6 @@ struct DirtyRecords: Sendable {
     var removedExtents: [ExtentKey: MappedExtent?] = [:]
     /// Busy rows to delete that no longer start a run (recovery coalescing).
     var busyRows: [UInt64: BusyRecord?] = [:]
-    /// Events emitted in this step, in order.
-    var events: [Event] = []
     /// Set when the step dropped the oldest events: the new oldest kept revision.
     var eventsDroppedBefore: EventRevision?
 
@@ -507,7 +504,6 @@ struct DirtyRecords: Sendable {
         self.counters = false
         if !self.removedExtents.isEmpty { self.removedExtents.removeAll() }
         if !self.busyRows.isEmpty { self.busyRows.removeAll() }
-        if !self.events.isEmpty { self.events.removeAll(keepingCapacity: true) }
         self.eventsDroppedBefore = nil
         self.inodes.removeAll()
         self.sessions.removeAll()
