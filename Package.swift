@@ -221,6 +221,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The client's pure state machines (connection and session lease) on a manual clock.
+        .testTarget(
+            name: "LeaseholdClientTests",
+            dependencies: ["LeaseholdClient", "LeaseholdCore", "LeaseholdMessages"]
+        ),
         // The daemon: flags, environment and config file; a ServiceGroup that shuts down
         // gracefully on SIGTERM/SIGINT; `leaseholdd certs` for development certificates.
         .executableTarget(

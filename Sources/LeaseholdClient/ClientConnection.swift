@@ -10,15 +10,26 @@ import Synchronization
 
 /// The connection was lost before the reply arrived; the request may or may not have
 /// run. Session mutations are retried with their (slot, sequence) after the reconnect,
-/// which makes them exactly-once; other requests surface `unavailable`.
-struct ConnectionLost: Error {}
+/// which makes them exactly-once; other requests surface `unavailable`. `notRun`: the
+/// node answered `notLeader`, so the request did not run and may be sent again as is.
+struct ConnectionLost: Error {
+    var notRun = false
+}
+
+/// How a listener's re-establishment went.
+enum ResumeOutcome {
+    case done
+    /// The node cannot take it now (it stopped leading): drop this connection, try
+    /// another.
+    case retry
+}
 
 /// Something that keeps state on the server across reconnections: a session (resumed),
 /// the fence feed and the event stream (subscribed again).
 protocol ConnectionListener: AnyObject, Sendable {
     /// The connection is back (after `Hello`); re-establish server state with internal
     /// requests before ordinary requests flow again.
-    func reconnected(_ connection: ClientConnection, epoch: UInt64) async
+    func reconnected(_ connection: ClientConnection, epoch: UInt64) async -> ResumeOutcome
     /// A push for this listener.
     func received(_ push: WirePush)
     /// The client was closed: stop for good.
@@ -29,13 +40,14 @@ extension ConnectionListener {
     func clientClosed() {}
 }
 
-/// One logical connection to the server that survives reconnects.
+/// One logical connection to the server, or to whichever node of a cluster leads, that
+/// survives reconnects and failovers.
 ///
-/// Lifecycle: `open` makes the first connection (its failure is the caller's error);
-/// afterwards a background task reads frames, and when the connection drops it fails
-/// the requests in flight with `ConnectionLost`, reconnects with exponential backoff,
-/// says `Hello`, lets every listener resume its server state, and only then lets
-/// ordinary requests through again. `close` ends it for good.
+/// ``ConnectionStateMachine`` decides (which endpoint, when, whether a node that answered
+/// is the one to use); this class runs its actions: connects, says `Hello`, lets every
+/// listener resume its server state before ordinary requests flow, reads frames, and
+/// when the connection drops fails the requests in flight with `ConnectionLost` and asks
+/// the machine what next. `close` ends it for good.
 final class ClientConnection: Sendable {
     struct Link: Sendable {
         /// Requests wait here for the connection's writer task, which sends everything
@@ -43,17 +55,18 @@ final class ClientConnection: Sendable {
         let outbox: Outbox<ByteBuffer>
         let channel: any Channel
         let generation: UInt64
-    }
-
-    enum Phase {
-        case connecting
-        case resuming(Link)
-        case ready(Link)
-        case closed
+        /// The term of the node's hello.
+        let term: UInt64
+        /// Whether the node said it is a standby (accepted with `acceptsStandby`).
+        let isStandby: Bool
+        /// Whether the node said it leads a cluster.
+        let isLeader: Bool
     }
 
     struct State {
-        var phase: Phase = .connecting
+        var machine: ConnectionStateMachine
+        /// The accepted connection, while the machine is resuming or ready on it.
+        var link: Link?
         var nextID: UInt64 = 0
         var pending: [UInt64: (generation: UInt64, promise: EventLoopPromise<WireResponse>)] = [:]
         var readyWaiters: [UInt64: CheckedContinuation<Link, any Error>] = [:]
@@ -61,8 +74,16 @@ final class ClientConnection: Sendable {
         var hello: ServerHello?
         var sessionListeners: [SessionID: any ConnectionListener] = [:]
         var otherListeners: [ObjectIdentifier: any ConnectionListener] = [:]
-        var generation: UInt64 = 0
         var lastClosing: String?
+
+        /// The link requests may use now.
+        func usable(duringResume: Bool) -> Link? {
+            switch self.machine.phase {
+            case .ready(let generation) where self.link?.generation == generation: self.link
+            case .resuming(let generation) where duringResume && self.link?.generation == generation: self.link
+            default: nil
+            }
+        }
     }
 
     /// Requests queued for the writer before the connection counts as stuck and is cut
@@ -73,16 +94,22 @@ final class ClientConnection: Sendable {
     let sslContext: NIOSSLContext
     let group: any EventLoopGroup
     let logger: Logger
-    let state = Mutex(State())
+    let state: Mutex<State>
 
     private init(configuration: ClientConfiguration, sslContext: NIOSSLContext, group: any EventLoopGroup, logger: Logger) {
         self.configuration = configuration
         self.sslContext = sslContext
         self.group = group
         self.logger = logger
+        let machine = ConnectionStateMachine(
+            endpoints: configuration.endpoints, backoff: configuration.reconnectBackoff, acceptsStandby: configuration.acceptsStandby,
+            seed: configuration.jitterSeed ?? UInt64.random(in: 0...UInt64.max)
+        )
+        self.state = Mutex(State(machine: machine))
     }
 
-    /// Connects, says `Hello`, and starts the background reader and reconnector.
+    /// Connects to a node that leads (or serves alone), says `Hello`, and starts the
+    /// background reader and reconnector.
     static func open(_ configuration: ClientConfiguration, logger: Logger) async throws -> ClientConnection {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv13
@@ -97,36 +124,109 @@ final class ClientConnection: Sendable {
         }
         let context = try NIOSSLContext(configuration: tls)
         let connection = ClientConnection(configuration: configuration, sslContext: context, group: configuration.eventLoopGroup, logger: logger)
-        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
-        do {
-            channel = try await connection.connect()
-        } catch {
-            throw LeaseholdError(code: .unavailable, message: "cannot connect to \(configuration.host):\(configuration.port): \(error)")
+        let (opened, continuation) = AsyncStream<Result<Void, LeaseholdError>>.makeStream()
+        Task { await connection.run(opened: continuation) }
+        for await result in opened {
+            try result.get()
+            return connection
         }
-        do {
-            try await connection.start(with: channel)
-        } catch {
-            // The background task sees the closed state and stops.
-            connection.close()
-            if let error = error as? LeaseholdError { throw error }
-            throw LeaseholdError(code: .unavailable, message: "the TLS handshake or Hello with \(configuration.host):\(configuration.port) failed: \(error)")
-        }
-        return connection
+        throw LeaseholdError(code: .unavailable, message: "the client is closed")
     }
 
     var hello: ServerHello { self.state.withLock { $0.hello! } }
 
-    // MARK: - Connecting
+    /// The newest term any node told this client of.
+    var newestTerm: UInt64 { self.state.withLock { $0.machine.newestTerm } }
 
-    func connect() async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+    // MARK: - Running the machine
+
+    /// Runs the machine's actions until it stops; the first accepted connection (or the
+    /// failure to make one) is told to `opened`.
+    func run(opened: AsyncStream<Result<Void, LeaseholdError>>.Continuation) async {
+        var action = self.state.withLock { $0.machine.start(now: .now, openTimeout: self.configuration.reconnectTimeout) }
+        while true {
+            switch action {
+            case .connect(let endpoint, let pause):
+                if pause > .zero { try? await Task.sleep(for: pause) }
+                if self.isClosed { action = .stop; continue }
+                action = await self.attempt(endpoint, opened: opened)
+            case .fail(let error):
+                opened.yield(.failure(error))
+                opened.finish()
+                return
+            case .resume, .stop:
+                opened.finish()
+                return
+            }
+        }
+    }
+
+    var isClosed: Bool { self.state.withLock { $0.machine.phase == .closed } }
+
+    /// One attempt with `endpoint`: connect, `Hello`, and, if the machine accepts the
+    /// node, serve the connection until it closes. Returns the machine's next action.
+    func attempt(_ endpoint: HostPort, opened: AsyncStream<Result<Void, LeaseholdError>>.Continuation) async -> ConnectionStateMachine.Action {
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            channel = try await self.connect(endpoint)
+        } catch {
+            self.logger.debug("cannot connect", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
+            return self.state.withLock { $0.machine.attemptFailed(.unreachable("\(error)"), now: .now) }
+        }
+        var next: ConnectionStateMachine.Action?
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                let hello: ServerHello
+                do {
+                    hello = try await self.sayHello(inbound: &frames, outbound: outbound)
+                } catch let error as LeaseholdError where error.code != .unavailable && error.code != .protocolError {
+                    next = self.state.withLock { $0.machine.attemptFailed(.refused(error), now: .now) }
+                    return
+                }
+                let decided = self.state.withLock { state -> ConnectionStateMachine.Action in
+                    let action = state.machine.helloAnswered(hello, now: .now)
+                    if case .resume = action { state.hello = hello }
+                    return action
+                }
+                guard case .resume(let generation) = decided else {
+                    self.logger.debug("not the leader", metadata: ["endpoint": "\(endpoint)", "role": "\(hello.role)"])
+                    next = decided
+                    return
+                }
+                opened.yield(.success(()))
+                try await self.serve(inbound: &frames, outbound: outbound, channel: channel.channel, generation: generation, hello: hello)
+            }
+        } catch {
+            self.logger.debug("connection ended", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
+        }
+        if let next { return next }
+        let (pending, action) = self.state.withLock { state -> ([EventLoopPromise<WireResponse>], ConnectionStateMachine.Action) in
+            let generation = state.link?.generation
+            state.link = nil
+            defer { state.pending.removeAll() }
+            let action: ConnectionStateMachine.Action =
+                if let generation {
+                    state.machine.connectionLost(generation: generation, now: .now)
+                } else {
+                    // The hello itself failed (TLS, closed, no answer).
+                    state.machine.attemptFailed(.unreachable(state.lastClosing ?? "no answer to Hello"), now: .now)
+                }
+            return (state.pending.values.map(\.promise), action)
+        }
+        for promise in pending { promise.fail(ConnectionLost()) }
+        return action
+    }
+
+    func connect(_ endpoint: HostPort) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
         let context = self.sslContext
-        let host = self.configuration.host
+        let host = endpoint.host
         let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
         let maxFrame = self.configuration.maxFrameBytes
         return try await ClientBootstrap(group: self.group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(5))
-            .connect(host: host, port: self.configuration.port) { channel in
+            .connect(host: host, port: endpoint.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // An IP literal is not a hostname: verification matches the
                     // certificate's IP names against the peer address instead.
@@ -138,127 +238,91 @@ final class ClientConnection: Sendable {
             }
     }
 
-    /// Says hello on a fresh channel, then serves it in the background; the first
-    /// connection's handshake errors are thrown to the caller.
-    func start(with channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async throws {
-        let handshake = AsyncStream<Result<Void, any Error>>.makeStream()
-        Task {
-            await self.serve(channel, handshake: handshake.continuation)
-            await self.reconnectLoop()
+    /// Sends `Hello` and reads the answer.
+    /// - Throws: the server's refusal, or `unavailable`/`protocolError` when there is no
+    ///   proper answer.
+    func sayHello(
+        inbound frames: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    ) async throws -> ServerHello {
+        var helloRequest = WireRequest()
+        helloRequest.hello.protocolMajor = WireProtocol.major
+        helloRequest.hello.protocolMinor = WireProtocol.minor
+        helloRequest.hello.clientName = self.configuration.clientName
+        try await outbound.write(EnvelopeCodec.encode(EnvelopeCodec.request(id: 1, helloRequest)))
+        guard let frame = try await frames.next() else {
+            throw LeaseholdError(code: .unavailable, message: self.closingMessage ?? "the server closed the connection during the handshake")
         }
-        for await result in handshake.stream {
-            try result.get()
-            return
+        let envelope = try EnvelopeCodec.decode(frame)
+        guard case .response(let response)? = envelope.body else {
+            throw LeaseholdError.protocolError(self.closingMessage(from: envelope) ?? "the server did not answer Hello")
         }
+        if case .error(let error)? = response.result { throw LeaseholdError(wire: error) }
+        guard case .helloOk(let ok)? = response.result else { throw LeaseholdError.protocolError("the server answered Hello with something else") }
+        return ServerHello(wire: ok)
     }
 
-    func reconnectLoop() async {
-        var backoff = self.configuration.reconnectBackoff.initial
-        while true {
-            if case .closed = self.state.withLock({ $0.phase }) { break }
-            try? await Task.sleep(for: backoff)
-            if case .closed = self.state.withLock({ $0.phase }) { break }
-            do {
-                let channel = try await self.connect()
-                let (stream, continuation) = AsyncStream<Result<Void, any Error>>.makeStream()
-                let served = Task { await self.serve(channel, handshake: continuation) }
-                var succeeded = false
-                for await result in stream {
-                    if case .success = result { succeeded = true }
-                    break
+    /// Serves an accepted connection: the writer, the listeners' resume, and the reader
+    /// until it closes.
+    func serve(
+        inbound frames: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        channel underlying: any Channel, generation: UInt64, hello: ServerHello
+    ) async throws {
+        let outbox = Outbox<ByteBuffer>(limit: Self.maxQueuedRequests)
+        outbox.onOverflow { underlying.close(promise: nil) }
+        let link = Link(outbox: outbox, channel: underlying, generation: generation, term: hello.term, isStandby: hello.role == .standby, isLeader: hello.role == .leader)
+        self.state.withLock { state in
+            state.link = link
+            state.lastClosing = nil
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while let batch = await outbox.next() {
+                    do {
+                        try await outbound.write(contentsOf: batch)
+                    } catch {
+                        underlying.close(promise: nil)
+                        break
+                    }
                 }
-                if succeeded { backoff = self.configuration.reconnectBackoff.initial }
-                await served.value
-                if !succeeded { backoff = Swift.min(backoff * 2, self.configuration.reconnectBackoff.maximum) }
-            } catch {
-                self.logger.debug("reconnect failed", metadata: ["error": "\(error)"])
-                backoff = Swift.min(backoff * 2, self.configuration.reconnectBackoff.maximum)
+            }
+            group.addTask { await self.resumeListeners(link: link, epoch: hello.epoch) }
+            defer {
+                outbox.finish()
+                group.cancelAll()
+            }
+            while let frame = try await frames.next() {
+                self.dispatch(frame)
             }
         }
     }
 
-    /// Runs one channel: hello, resume, then read until it closes.
-    func serve(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, handshake: AsyncStream<Result<Void, any Error>>.Continuation) async {
-        do {
-            try await channel.executeThenClose { inbound, outbound in
-                var frames = inbound.makeAsyncIterator()
-                var helloRequest = WireRequest()
-                helloRequest.hello.protocolMajor = WireProtocol.major
-                helloRequest.hello.protocolMinor = WireProtocol.minor
-                helloRequest.hello.clientName = self.configuration.clientName
-                try await outbound.write(EnvelopeCodec.encode(EnvelopeCodec.request(id: 1, helloRequest)))
-                guard let frame = try await frames.next() else {
-                    throw LeaseholdError(code: .unavailable, message: self.closingMessage ?? "the server closed the connection during the handshake")
-                }
-                let envelope = try EnvelopeCodec.decode(frame)
-                guard case .response(let response)? = envelope.body else {
-                    throw LeaseholdError.protocolError(self.closingMessage(from: envelope) ?? "the server did not answer Hello")
-                }
-                if case .error(let error)? = response.result { throw LeaseholdError(wire: error) }
-                guard case .helloOk(let ok)? = response.result else { throw LeaseholdError.protocolError("the server answered Hello with something else") }
-                let hello = ServerHello(wire: ok)
-                let outbox = Outbox<ByteBuffer>(limit: Self.maxQueuedRequests)
-                let underlying = channel.channel
-                outbox.onOverflow { underlying.close(promise: nil) }
-                let link = self.state.withLock { state -> Link in
-                    state.generation += 1
-                    state.hello = hello
-                    state.lastClosing = nil
-                    let link = Link(outbox: outbox, channel: underlying, generation: state.generation)
-                    state.phase = .resuming(link)
-                    return link
-                }
-                handshake.yield(.success(()))
-                handshake.finish()
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        while let batch = await outbox.next() {
-                            do {
-                                try await outbound.write(contentsOf: batch)
-                            } catch {
-                                underlying.close(promise: nil)
-                                break
-                            }
-                        }
-                    }
-                    group.addTask { await self.resumeListeners(link: link, epoch: hello.epoch) }
-                    defer {
-                        outbox.finish()
-                        group.cancelAll()
-                    }
-                    while let frame = try await frames.next() {
-                        self.dispatch(frame)
-                    }
-                }
-            }
-        } catch {
-            handshake.yield(.failure(error))
-            handshake.finish()
-            self.logger.debug("connection ended", metadata: ["error": "\(error)"])
-        }
-        self.connectionLost()
-    }
-
-    /// Lets every listener re-establish its state, then opens the gate.
+    /// Lets every listener re-establish its state, then opens the gate; a listener the
+    /// node could not take drops the connection.
     func resumeListeners(link: Link, epoch: UInt64) async {
         let listeners = self.state.withLock { Array($0.sessionListeners.values) + Array($0.otherListeners.values) }
-        for listener in listeners { await listener.reconnected(self, epoch: epoch) }
+        for listener in listeners {
+            if await listener.reconnected(self, epoch: epoch) == .retry {
+                self.drop(generation: link.generation, hint: nil)
+                return
+            }
+        }
         let waiters = self.state.withLock { state -> [CheckedContinuation<Link, any Error>] in
-            guard case .resuming(let current) = state.phase, current.generation == link.generation else { return [] }
-            state.phase = .ready(link)
+            guard state.machine.resumed(generation: link.generation) else { return [] }
             defer { state.readyWaiters.removeAll() }
             return Array(state.readyWaiters.values)
         }
         for waiter in waiters { waiter.resume(returning: link) }
     }
 
-    func connectionLost() {
-        let pending = self.state.withLock { state -> [EventLoopPromise<WireResponse>] in
-            if case .closed = state.phase {} else { state.phase = .connecting }
-            defer { state.pending.removeAll() }
-            return state.pending.values.map(\.promise)
+    /// The node of `generation` does not lead (it said `notLeader`, or `unavailable` as a
+    /// leader, or could not take a listener back): drop that connection (the machine
+    /// tries `hint` next).
+    func drop(generation: UInt64, hint: String?) {
+        let channel = self.state.withLock { state -> (any Channel)? in
+            guard state.machine.notLeader(generation: generation, hint: hint) else { return nil }
+            return state.link?.channel
         }
-        for promise in pending { promise.fail(ConnectionLost()) }
+        channel?.close(promise: nil)
     }
 
     var closingMessage: String? { self.state.withLock { $0.lastClosing } }
@@ -301,13 +365,7 @@ final class ClientConnection: Sendable {
 
     /// Drops the current channel (the reconnect loop makes a new one).
     func cut() {
-        let channel: (any Channel)? = self.state.withLock { state in
-            switch state.phase {
-            case .resuming(let link), .ready(let link): link.channel
-            default: nil
-            }
-        }
-        channel?.close(promise: nil)
+        self.state.withLock { $0.link?.channel }?.close(promise: nil)
     }
 
     // MARK: - Requests
@@ -316,12 +374,8 @@ final class ClientConnection: Sendable {
     /// listeners resume).
     func link(duringResume: Bool) async throws -> Link {
         let immediate = try self.state.withLock { state -> Link? in
-            switch state.phase {
-            case .ready(let link): return link
-            case .resuming(let link) where duringResume: return link
-            case .closed: throw LeaseholdError(code: .unavailable, message: "the client is closed")
-            default: return nil
-            }
+            if state.machine.phase == .closed { throw LeaseholdError(code: .unavailable, message: "the client is closed") }
+            return state.usable(duringResume: duringResume)
         }
         if let immediate { return immediate }
         if duringResume { throw ConnectionLost() }
@@ -333,41 +387,42 @@ final class ClientConnection: Sendable {
         let timer = Task {
             try await Task.sleep(for: timeout)
             let waiter = self.state.withLock { $0.readyWaiters.removeValue(forKey: id) }
+            let names = self.configuration.endpoints.map(\.description).joined(separator: ", ")
             waiter?.resume(
                 throwing: LeaseholdError(
                     code: .unavailable,
-                    message: "not connected to \(self.configuration.host):\(self.configuration.port) for \(timeout)" + (self.closingMessage.map { " (\($0))" } ?? "")
+                    message: "not connected to a leader (\(names)) for \(timeout)" + (self.closingMessage.map { " (\($0))" } ?? "")
                 )
             )
         }
         defer { timer.cancel() }
         return try await withCheckedThrowingContinuation { continuation in
             let ready = self.state.withLock { state -> Result<Link, any Error>? in
-                switch state.phase {
-                case .ready(let link): return .success(link)
-                case .closed: return .failure(LeaseholdError(code: .unavailable, message: "the client is closed"))
-                default:
-                    state.readyWaiters[id] = continuation
-                    return nil
-                }
+                if state.machine.phase == .closed { return .failure(LeaseholdError(code: .unavailable, message: "the client is closed")) }
+                if let link = state.usable(duringResume: false) { return .success(link) }
+                state.readyWaiters[id] = continuation
+                return nil
             }
             if let ready { continuation.resume(with: ready) }
         }
     }
 
     /// Sends one request and waits for its response.
-    /// - Throws: `ConnectionLost` if the connection drops first.
+    /// - Throws: `ConnectionLost` if the connection drops first, or if a node that was
+    ///   leading answers `notLeader` (then the connection is dropped for another node, and
+    ///   the request did not run) or `unavailable` (dropped likewise; it may have run). A
+    ///   standby accepted with `acceptsStandby` answers `notLeader` to the caller.
     func send(_ request: WireRequest, duringResume: Bool = false) async throws -> WireResponse {
+        try await self.sendTracked(request, duringResume: duringResume).response
+    }
+
+    /// ``send(_:duringResume:)`` that also tells the term of the node that answered.
+    func sendTracked(_ request: WireRequest, duringResume: Bool = false) async throws -> (response: WireResponse, term: UInt64) {
         let link = try await self.link(duringResume: duringResume)
         let promise = link.channel.eventLoop.makePromise(of: WireResponse.self)
         let id = self.state.withLock { state -> UInt64? in
             // The link may have died between the two locks.
-            switch state.phase {
-            case .ready(let current), .resuming(let current):
-                guard current.generation == link.generation else { return nil }
-            default:
-                return nil
-            }
+            guard state.link?.generation == link.generation else { return nil }
             state.nextID += 1
             // Id 1 is the hello's.
             let id = state.nextID + 1
@@ -382,7 +437,23 @@ final class ClientConnection: Sendable {
             let registered = self.state.withLock { $0.pending.removeValue(forKey: id) }
             registered?.promise.fail(ConnectionLost())
         }
-        return try await promise.futureResult.get()
+        let response = try await promise.futureResult.get()
+        if case .error(let wire)? = response.result {
+            let error = LeaseholdError(wire: wire)
+            // A standby taken on purpose refuses what it cannot answer: the caller hears it.
+            if error.code == .notLeader && !link.isStandby {
+                self.drop(generation: link.generation, hint: error.details.leaderEndpoint)
+                throw ConnectionLost(notRun: true)
+            }
+            // A leader that lost etcd or its lease answers `unavailable`: another node
+            // leads or will. The request may have reached etcd, so it counts as lost
+            // (session mutations are retried with their slot and sequence).
+            if error.code == .unavailable && link.isLeader {
+                self.drop(generation: link.generation, hint: nil)
+                throw ConnectionLost()
+            }
+        }
+        return (response, link.term)
     }
 
     // MARK: - Listeners
@@ -409,14 +480,9 @@ final class ClientConnection: Sendable {
         let listeners = self.state.withLock { Array($0.sessionListeners.values) + Array($0.otherListeners.values) }
         for listener in listeners { listener.clientClosed() }
         let (channel, waiters) = self.state.withLock { state -> ((any Channel)?, [CheckedContinuation<Link, any Error>]) in
-            var channel: (any Channel)?
-            switch state.phase {
-            case .resuming(let link), .ready(let link): channel = link.channel
-            default: break
-            }
-            state.phase = .closed
+            state.machine.close()
             defer { state.readyWaiters.removeAll() }
-            return (channel, Array(state.readyWaiters.values))
+            return (state.link?.channel, Array(state.readyWaiters.values))
         }
         for waiter in waiters { waiter.resume(throwing: LeaseholdError(code: .unavailable, message: "the client is closed")) }
         channel?.close(promise: nil)

@@ -106,8 +106,9 @@ public final class LeaseholdClient: Sendable {
                 let response = try await self.connection.send(request)
                 if case .error(let error)? = response.result { throw LeaseholdError(wire: error) }
                 return response
-            } catch is ConnectionLost {
-                if retry { continue }
+            } catch let lost as ConnectionLost {
+                // `notLeader`: it did not run; send it to the leader.
+                if retry || lost.notRun { continue }
                 throw LeaseholdError(
                     code: .unavailable,
                     message: "the connection was lost before the reply to \(command.name); it may or may not have been applied"

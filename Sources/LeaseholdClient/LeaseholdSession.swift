@@ -25,9 +25,7 @@ public final class LeaseholdSession: Sendable {
     }
 
     struct State {
-        var ttl: Duration
-        var lastRenewalSent: ContinuousClock.Instant
-        var lease: LeaseState = .active
+        var lease: SessionLease
         var endError: LeaseholdError?
         var contiguousPush: UInt64 = 0
         var pushesAbove: Set<UInt64> = []
@@ -47,7 +45,6 @@ public final class LeaseholdSession: Sendable {
     let eventSink: AsyncStream<SessionEvent>.Continuation
     let connection: ClientConnection
     let slots: SlotPool
-    let margin: Duration?
     let state: Mutex<State>
 
     init(grant: SessionGrant, connection: ClientConnection, sentAt: ContinuousClock.Instant, sequenceBase: UInt64 = 0) {
@@ -55,8 +52,8 @@ public final class LeaseholdSession: Sendable {
         self.secret = grant.secret
         self.connection = connection
         self.slots = SlotPool(count: grant.slots, base: sequenceBase)
-        self.margin = connection.configuration.jeopardyMargin
-        self.state = Mutex(State(ttl: grant.ttl, lastRenewalSent: sentAt))
+        let lease = SessionLease(ttl: grant.ttl, margin: connection.configuration.jeopardyMargin, grantedAt: sentAt, term: connection.newestTerm)
+        self.state = Mutex(State(lease: lease))
         (self.events, self.eventSink) = AsyncStream<SessionEvent>.makeStream()
     }
 
@@ -65,7 +62,7 @@ public final class LeaseholdSession: Sendable {
         self.connection.register(session: self.id, self)
         let keepAlive = Task { [weak self] in
             while let self, self.leaseState != .ended {
-                let ttl = self.state.withLock { $0.ttl }
+                let ttl = self.ttl
                 try? await Task.sleep(for: ttl / 3)
                 guard self.leaseState != .ended else { return }
                 _ = try? await self.keepAlive()
@@ -73,40 +70,34 @@ public final class LeaseholdSession: Sendable {
         }
         let watchdog = Task { [weak self] in
             while let self {
-                let (deadline, lease) = self.state.withLock { ($0.lastRenewalSent + $0.ttl - self.jeopardyMargin($0.ttl), $0.lease) }
-                if lease == .ended { return }
-                let now = ContinuousClock.now
-                if now < deadline {
-                    try? await Task.sleep(until: deadline, clock: .continuous)
-                    continue
+                let (change, wake, ttl, ended) = self.state.withLock { state in
+                    (state.lease.tick(now: .now), state.lease.nextWake, state.lease.ttl, state.lease.phase == .ended)
                 }
-                let entered = self.state.withLock { state -> Bool in
-                    guard state.lease == .active, state.lastRenewalSent + state.ttl - self.jeopardyMargin(state.ttl) <= now else { return false }
-                    state.lease = .jeopardy
-                    return true
+                if ended { return }
+                if case .jeopardy(let deadline) = change { self.eventSink.yield(.jeopardy(deadline: deadline)) }
+                if let wake, wake > .now {
+                    try? await Task.sleep(until: wake, clock: .continuous)
+                } else {
+                    // In jeopardy only a renewal changes anything.
+                    try? await Task.sleep(for: Swift.max(ttl / 50, .milliseconds(5)))
                 }
-                if entered { self.eventSink.yield(.jeopardy(deadline: deadline)) }
-                let ttl = self.state.withLock { $0.ttl }
-                try? await Task.sleep(for: Swift.max(ttl / 50, .milliseconds(5)))
             }
         }
         self.state.withLock { $0.tasks = [keepAlive, watchdog] }
     }
 
-    func jeopardyMargin(_ ttl: Duration) -> Duration {
-        self.margin ?? Swift.max(ttl / 10, .milliseconds(100))
-    }
-
-    /// The local lease state.
-    public var leaseState: LeaseState { self.state.withLock { $0.lease } }
+    /// The local lease state: past the local deadline it is `jeopardy` at once, even on a
+    /// host that was suspended (before the watchdog wakes up to announce it).
+    public var leaseState: LeaseState { self.state.withLock { $0.lease.state(at: .now) } }
 
     /// The TTL the server granted.
-    public var ttl: Duration { self.state.withLock { $0.ttl } }
+    public var ttl: Duration { self.state.withLock { $0.lease.ttl } }
 
-    /// When the application must have stopped DMA unless a renewal succeeds first.
-    public var localDeadline: ContinuousClock.Instant {
-        self.state.withLock { $0.lastRenewalSent + $0.ttl - self.jeopardyMargin($0.ttl) }
-    }
+    /// When the application must have stopped DMA unless a renewal succeeds first: the
+    /// send time of the newest renewal that the leader acknowledged, plus the TTL, minus
+    /// the margin (``ClientConfiguration/jeopardyMargin``). On Linux the clock is
+    /// CLOCK_BOOTTIME, which counts while the host sleeps.
+    public var localDeadline: ContinuousClock.Instant { self.state.withLock { $0.lease.deadline } }
 
     // MARK: - Requests
 
@@ -122,22 +113,34 @@ public final class LeaseholdSession: Sendable {
         return try await self.retrying(WireRequestBody(session: self.id, command: .core(command)))
     }
 
-    /// Sends until a reply arrives: a lost connection is retried with the same tag after
-    /// the reconnect (and the session's resume).
+    /// ``perform(_:answering:)`` of a call outside the slots that also tells the term of
+    /// the node that answered (renewals).
+    func performTracked(_ command: Command) async throws -> (response: Response, term: UInt64) {
+        try await self.retryingTracked(WireRequestBody(session: self.id, command: .core(command)))
+    }
+
+    /// Sends until a reply arrives: a lost connection (or a node that no longer leads) is
+    /// retried with the same tag after the reconnect and the session's resume, on
+    /// whichever node leads then.
     func retrying(_ body: WireRequestBody, duringResume: Bool = false) async throws -> Response {
+        try await self.retryingTracked(body, duringResume: duringResume).response
+    }
+
+    func retryingTracked(_ body: WireRequestBody, duringResume: Bool = false) async throws -> (response: Response, term: UInt64) {
         let request = try body.wire()
         while true {
             if let error = self.endedError { throw error }
             let response: WireResponse
+            let term: UInt64
             do {
-                response = try await self.connection.send(request, duringResume: duringResume)
-            } catch is ConnectionLost {
-                if duringResume { throw ConnectionLost() }
+                (response, term) = try await self.connection.sendTracked(request, duringResume: duringResume)
+            } catch let lost as ConnectionLost {
+                if duringResume { throw lost }
                 continue
             }
             switch try Reply(wire: response) {
             case .success(let result):
-                return result
+                return (result, term)
             case .failure(let error) where error.code == .sessionExpired || error.code == .fenced:
                 self.end(error)
                 throw error
@@ -154,7 +157,7 @@ public final class LeaseholdSession: Sendable {
 
     var endedError: LeaseholdError? {
         self.state.withLock { state in
-            guard state.lease == .ended else { return nil }
+            guard state.lease.phase == .ended else { return nil }
             return state.endError ?? LeaseholdError(code: .sessionExpired, message: "session \(self.id) has ended")
         }
     }
@@ -163,8 +166,7 @@ public final class LeaseholdSession: Sendable {
     /// `preceding` (the push that told of the end, if any) and `.ended`.
     func end(_ error: LeaseholdError?, preceding: SessionEvent? = nil) {
         let (first, tasks) = self.state.withLock { state -> (Bool, [Task<Void, Never>]) in
-            guard state.lease != .ended else { return (false, []) }
-            state.lease = .ended
+            guard state.lease.end() else { return (false, []) }
             state.endError = error
             defer { state.tasks = [] }
             return (true, state.tasks)
@@ -177,23 +179,21 @@ public final class LeaseholdSession: Sendable {
         self.eventSink.finish()
     }
 
-    func renewed(sentAt: ContinuousClock.Instant, ttl: Duration) {
-        let recovered = self.state.withLock { state -> Bool in
-            guard state.lease != .ended else { return false }
-            state.lastRenewalSent = Swift.max(state.lastRenewalSent, sentAt)
-            state.ttl = ttl
-            guard state.lease == .jeopardy, state.lastRenewalSent + ttl - self.jeopardyMargin(ttl) > ContinuousClock.now else { return false }
-            state.lease = .active
-            return true
+    /// A renewal sent at `sent` was acknowledged with `ttl` by a node of `term`.
+    func renewed(sentAt sent: ContinuousClock.Instant, ttl: Duration, term: UInt64) {
+        let newest = self.connection.newestTerm
+        let change = self.state.withLock { state -> SessionLease.Change in
+            state.lease.observe(term: newest)
+            return state.lease.acknowledged(sentAt: sent, ttl: ttl, term: term, now: .now)
         }
-        if recovered { self.eventSink.yield(.renewed) }
+        if change == .renewed { self.eventSink.yield(.renewed) }
     }
 
     // MARK: - Pushes
 
     func deliver(_ push: Push) {
         let fresh = self.state.withLock { state -> Bool in
-            guard state.lease != .ended, push.number > state.contiguousPush, !state.pushesAbove.contains(push.number) else { return false }
+            guard state.lease.phase != .ended, push.number > state.contiguousPush, !state.pushesAbove.contains(push.number) else { return false }
             state.pushesAbove.insert(push.number)
             while state.pushesAbove.remove(state.contiguousPush + 1) != nil { state.contiguousPush += 1 }
             return true
@@ -221,7 +221,7 @@ public final class LeaseholdSession: Sendable {
     /// Acknowledges the gap-free prefix of pushes received, one request at a time.
     func acknowledgePushes() {
         let upTo = self.state.withLock { state -> UInt64? in
-            guard !state.acknowledging, state.contiguousPush > state.acknowledged, state.lease != .ended else { return nil }
+            guard !state.acknowledging, state.contiguousPush > state.acknowledged, state.lease.phase != .ended else { return nil }
             state.acknowledging = true
             return state.contiguousPush
         }
@@ -243,8 +243,9 @@ public final class LeaseholdSession: Sendable {
     @discardableResult
     public func keepAlive() async throws -> Duration {
         let sent = ContinuousClock.now
-        guard case .keptAlive(let ttl) = try await self.perform(.keepAlive) else { throw Self.unexpected("keepAlive") }
-        self.renewed(sentAt: sent, ttl: ttl)
+        let (response, term) = try await self.performTracked(.keepAlive)
+        guard case .keptAlive(let ttl) = response else { throw Self.unexpected("keepAlive") }
+        self.renewed(sentAt: sent, ttl: ttl, term: term)
         return ttl
     }
 
@@ -363,11 +364,11 @@ public final class LeaseholdSession: Sendable {
 // MARK: - Reconnection
 
 extension LeaseholdSession: ConnectionListener {
-    func reconnected(_ connection: ClientConnection, epoch: UInt64) async {
-        guard self.leaseState != .ended else { return }
+    func reconnected(_ connection: ClientConnection, epoch: UInt64) async -> ResumeOutcome {
+        guard self.leaseState != .ended else { return .done }
         let sent = ContinuousClock.now
         do {
-            let response = try await self.retrying(
+            let (response, term) = try await self.retryingTracked(
                 WireRequestBody(command: .core(.resumeSession(self.id, secret: self.secret))),
                 duringResume: true
             )
@@ -381,15 +382,21 @@ extension LeaseholdSession: ConnectionListener {
                     }
                 }
             }
-            self.renewed(sentAt: sent, ttl: resumed.ttl)
+            self.renewed(sentAt: sent, ttl: resumed.ttl, term: term)
             for push in resumed.replay { self.deliver(push) }
             self.eventSink.yield(.resumed(epoch: epoch))
+            return .done
         } catch let error as LeaseholdError {
             if error.code == .sessionExpired || error.code == .fenced || error.code == .notFound || error.code == .permissionDenied {
                 self.end(error)
+                return .done
             }
+            // `unavailable`: the node cannot take it now; another attempt will.
+            return .retry
         } catch {
-            // The connection dropped again: the next reconnect resumes.
+            // The connection dropped again, or the node no longer leads: the next
+            // connection resumes.
+            return .retry
         }
     }
 

@@ -100,8 +100,11 @@ final class FeedSubscription<Item: Sendable>: ConnectionListener, Sendable {
         return false
     }
 
-    func reconnected(_ connection: ClientConnection, epoch: UInt64) async {
+    func reconnected(_ connection: ClientConnection, epoch: UInt64) async -> ResumeOutcome {
+        // A lost connection or a node that no longer leads has dropped this connection
+        // already (the next one subscribes again).
         await self.subscribe(duringResume: true)
+        return .done
     }
 
     func received(_ push: WirePush) {

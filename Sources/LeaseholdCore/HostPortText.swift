@@ -22,3 +22,8 @@ public struct HostPort: Hashable, Sendable {
         self.init(host: String(host), port: port)
     }
 }
+
+extension HostPort: CustomStringConvertible {
+    /// `host:port`, an IPv6 host in brackets: what ``init(text:)`` reads back.
+    public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+}

@@ -48,13 +48,16 @@ struct ClusterNodeTests {
         var endpoint: String { "127.0.0.1:\(self.port)" }
         var role: NodeRole { self.node.role }
 
-        func client(_ identity: String = "admin", tls: String) async throws -> LeaseholdClient {
+        /// A client of this node only; `acceptsStandby` to talk to it as a standby (a client
+        /// that follows the leader goes on to the leader it names).
+        func client(_ identity: String = "admin", tls: String, acceptsStandby: Bool = false) async throws -> LeaseholdClient {
             let files = TLSFiles(dataDirectory: tls)
             if identity != "admin" && !FileManager.default.fileExists(atPath: files.clientCertificate(identity)) {
                 _ = try files.issueClient(identity)
             }
             var configuration = ClientConfiguration.development(dataDirectory: tls, identity: identity, port: self.port)
             configuration.reconnectTimeout = .seconds(2)
+            configuration.acceptsStandby = acceptsStandby
             var logger = Logger(label: "test.client")
             logger.logLevel = .critical
             return try await LeaseholdClient.connect(configuration, logger: logger)
@@ -149,7 +152,7 @@ struct ClusterNodeTests {
         try #require(history.count == 4, "sessionOpened, inodeCreated, allocated, pinGranted: \(history)")
 
         // The standby: Hello says so and names the leader; a session is notLeader.
-        let other = try await standby.client("host-b", tls: tls)
+        let other = try await standby.client("host-b", tls: tls, acceptsStandby: true)
         do {
             _ = try await other.openSession(name: "b")
             Issue.record("a standby opened a session")
@@ -159,7 +162,7 @@ struct ClusterNodeTests {
         }
         other.close()
         // Its admin queries answer from the log it applied, saying how far that is.
-        let reader = try await standby.client(tls: tls)
+        let reader = try await standby.client(tls: tls, acceptsStandby: true)
         try await eventually("the standby applied the pin", timeout: .seconds(20)) {
             try await reader.pins().contains { $0.pin == pin.pin }
         }
@@ -242,6 +245,85 @@ struct ClusterNodeTests {
         await b.stop()
         try await proxyA.stop()
         try await proxyB.stop()
+        try await EtcdTestCluster.client(members).delete(ClusterKeys(cluster: cluster).all.start, end: ClusterKeys(cluster: cluster).all.end)
+    }
+    @Test("a client given every node follows the leader across a failover: the session goes on without a resume call or jeopardy, a mutation whose reply was lost runs once, nothing acknowledged is lost")
+    func clientFollowsTheLeader() async throws {
+        let members = try await EtcdMembers.shared()
+        let port = members.members[0].clientPort
+        let etcdA = try await FaultProxy.start(to: port)
+        let etcdB = try await FaultProxy.start(to: port)
+        let cluster = EtcdTestCluster.freshName()
+        _ = try await Self.initialize(cluster, members: members)
+        let tls = try Self.sharedTLS()
+        defer { try? FileManager.default.removeItem(atPath: tls) }
+        let a = try await Self.start(cluster: cluster, name: "a", endpoints: ["http://127.0.0.1:\(etcdA.port)"], tls: tls)
+        let b = try await Self.start(cluster: cluster, name: "b", endpoints: ["http://127.0.0.1:\(etcdB.port)"], tls: tls)
+        let (leader, standby) = try await Self.roles(a, b)
+        let leaderEtcd = leader === a ? etcdA : etcdB
+        // The client reaches the leader through a proxy that can lose its replies; it is
+        // given the standby's endpoint too, and nothing else about who leads.
+        let front = try await FaultProxy.start(to: leader.port)
+        _ = try TLSFiles(dataDirectory: tls).issueClient("host-a")
+        var configuration = ClientConfiguration.development(
+            dataDirectory: tls, identity: "host-a",
+            endpoints: [HostPort(host: "127.0.0.1", port: front.port), HostPort(host: "127.0.0.1", port: standby.port)]
+        )
+        configuration.reconnectTimeout = .seconds(30)
+        var logger = Logger(label: "test.client")
+        logger.logLevel = .critical
+        let client = try await LeaseholdClient.connect(configuration, logger: logger)
+        let session = try await client.openSession(name: "follower", ttl: .seconds(15))
+        let seen = Mutex<[SessionEvent]>([])
+        let watching = Task { for await event in session.events { seen.withLock { $0.append(event) } } }
+        var acknowledged: [InodeID] = []
+        for _ in 0..<5 { acknowledged.append(try await session.createInode()) }
+        let inode = try await session.createInode()
+        acknowledged.append(inode)
+        _ = try await session.allocate(inode, ByteRange(offset: 0, length: 8 * 4_096))
+
+        // The pin is granted and committed (the standby applied it), and its reply lost.
+        front.swallowReplies(true)
+        let pinned = Task { try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 4_096)], kind: .longTerm) }
+        let reader = try await standby.client(tls: tls, acceptsStandby: true)
+        try await eventually("the standby applied the pin", timeout: .seconds(20)) { (try? await reader.pins().count) == 1 }
+        let committed = try #require(try await reader.pins().first)
+        reader.close()
+
+        // The leader loses etcd (and its clients): the standby takes over.
+        front.refuse(true)
+        front.cutAll()
+        leaderEtcd.refuse(true)
+        leaderEtcd.cutAll()
+        // The retry goes wherever the client finds a leader: the old one (a standby names
+        // it, and it still leads until its lease runs out) or the new one.
+        let grant = try await pinned.value
+        #expect(grant.pin == committed.pin && grant.token == committed.token, "the retry was answered from the reply cache, not run again")
+        for _ in 0..<5 { acknowledged.append(try await session.createInode()) }
+        try await eventually("the standby leads", timeout: .seconds(20)) { standby.role == .leader }
+        // Once the old leader stood down, only the new one acknowledges anything.
+        for _ in 0..<5 { acknowledged.append(try await session.createInode()) }
+
+        let admin = try await standby.client(tls: tls)
+        let pins = try await admin.pins()
+        #expect(pins.map(\.pin) == [committed.pin], "one pin: the mutation ran once")
+        let listed = Set(try await admin.inodes().map(\.inode))
+        #expect(acknowledged.allSatisfy { listed.contains($0) }, "every acknowledged inode is on the new leader")
+        #expect(session.leaseState == .active)
+        let events = seen.withLock { $0 }
+        #expect(events.contains { if case .resumed = $0 { true } else { false } }, "the session was resumed on the new leader: \(events)")
+        #expect(!events.contains { if case .jeopardy = $0 { true } else if case .ended = $0 { true } else { false } }, "\(events)")
+        #expect(try await admin.checkInvariants().isEmpty)
+        try await session.close()
+        watching.cancel()
+        client.close()
+        admin.close()
+        leaderEtcd.refuse(false)
+        await a.stop()
+        await b.stop()
+        try await front.stop()
+        try await etcdA.stop()
+        try await etcdB.stop()
         try await EtcdTestCluster.client(members).delete(ClusterKeys(cluster: cluster).all.start, end: ClusterKeys(cluster: cluster).all.end)
     }
 }

@@ -48,7 +48,7 @@ struct ReconnectTests {
         let session = try await client.openSession(ttl: .seconds(3))
         let inode = try await session.createInode()
         _ = try await session.allocate(inode, ByteRange(offset: 0, length: 4 * 4_096))
-        let generation = client.connection.state.withLock { $0.generation }
+        let generation = client.connection.state.withLock { $0.machine.generation }
         // The server grants the pin and its reply is lost on the way back; then the
         // connection breaks.
         proxy.swallowReplies(true)
@@ -58,7 +58,7 @@ struct ReconnectTests {
         proxy.swallowReplies(false)
         let grant = try await pinned
         // The grant came from a retry on a new connection.
-        #expect(client.connection.state.withLock { $0.generation } > generation)
+        #expect(client.connection.state.withLock { $0.machine.generation } > generation)
         let pins = try await admin.pins()
         #expect(pins.count == 1)
         #expect(pins.first?.pin == grant.pin)
@@ -88,7 +88,7 @@ struct ReconnectTests {
         proxy.refuse(true)
         proxy.cutAll()
         try await eventually("the client notices the lost connection") {
-            if case .connecting = client.connection.state.withLock({ $0.phase }) { return true }
+            if case .connecting = client.connection.state.withLock({ $0.machine.phase }) { return true }
             return false
         }
         for inode in inodes { _ = try await breaker.truncate(inode, size: 0) }

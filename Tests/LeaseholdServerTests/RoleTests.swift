@@ -36,7 +36,10 @@ struct RoleTests {
         cluster.server.setLeader("10.0.0.9:7420", term: 41)
         hello = try await Self.hello(cluster)
         #expect(hello.role == .standby && hello.leaderEndpoint == "10.0.0.9:7420" && hello.term == 41)
-        let client = try await cluster.client()
+        // A client that follows the leader never takes a standby.
+        let refused = await #expect(throws: LeaseholdError.self) { _ = try await cluster.client { $0.reconnectTimeout = .seconds(1) } }
+        #expect(refused?.code == .unavailable && refused?.message.contains("standby of the leader at 10.0.0.9:7420") == true, "\(String(describing: refused))")
+        let client = try await cluster.client { $0.acceptsStandby = true }
         for attempt in [0, 1] {
             do {
                 if attempt == 0 { _ = try await client.openSession(name: "s") } else { _ = try await client.status() }
@@ -95,7 +98,7 @@ struct RoleTests {
         _ = try harness.pin(in: session, inode, [ByteRange(offset: 0, length: 4_096)], kind: .longTerm)
         let applied = Mutex<LoadedState?>(nil)
         cluster.server.serveStandbyReads { applied.withLock { $0 } }
-        let admin = try await cluster.client()
+        let admin = try await cluster.client { $0.acceptsStandby = true }
         // Nothing applied yet: notLeader.
         let early = await #expect(throws: LeaseholdError.self) { _ = try await admin.status() }
         #expect(early?.code == .notLeader)
@@ -127,7 +130,7 @@ struct RoleTests {
         let open = await #expect(throws: LeaseholdError.self) { _ = try await admin.openSession(name: "s") }
         #expect(open?.code == .notLeader)
         // Not an admin: refused as the leader would refuse it.
-        let host = try await cluster.client("host-b")
+        let host = try await cluster.client("host-b") { $0.acceptsStandby = true }
         let denied = await #expect(throws: LeaseholdError.self) { _ = try await host.status() }
         #expect(denied?.code == .permissionDenied)
         host.close()
