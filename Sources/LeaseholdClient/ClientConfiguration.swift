@@ -37,6 +37,12 @@ public struct ClientConfiguration: Sendable {
     /// `unavailable`; also how long `connect` waits for a leader while nodes answer but
     /// none leads yet.
     public var reconnectTimeout: Duration = .seconds(30)
+    /// How long a TCP connect to one endpoint may take before the next is tried (a
+    /// machine that is gone answers nothing).
+    public var connectTimeout: Duration = .seconds(1)
+    /// How long the TLS handshake and `Hello` may take once connected (a stopped or
+    /// partitioned node may accept the TCP connection and then say nothing).
+    public var handshakeTimeout: Duration = .seconds(3)
     /// Accept a standby when no leader answers first: for admin reads that any node
     /// answers (`leaseholdctl cluster`); everything else is `notLeader` there.
     public var acceptsStandby = false

@@ -174,11 +174,20 @@ final class ClientConnection: Sendable {
             return self.state.withLock { $0.machine.attemptFailed(.unreachable("\(error)"), now: .now) }
         }
         var next: ConnectionStateMachine.Action?
+        // A node that accepts the TCP connection and then says nothing (stopped, or cut
+        // off) must not hold the client: the handshake has a deadline.
+        let underlying = channel.channel
+        let timeout = self.configuration.handshakeTimeout
+        let handshakeTimer = Task {
+            try await Task.sleep(for: timeout)
+            underlying.close(promise: nil)
+        }
         do {
             try await channel.executeThenClose { inbound, outbound in
                 var frames = inbound.makeAsyncIterator()
                 let hello: ServerHello
                 do {
+                    defer { handshakeTimer.cancel() }
                     hello = try await self.sayHello(inbound: &frames, outbound: outbound)
                 } catch let error as LeaseholdError where error.code != .unavailable && error.code != .protocolError {
                     next = self.state.withLock { $0.machine.attemptFailed(.refused(error), now: .now) }
@@ -225,7 +234,7 @@ final class ClientConnection: Sendable {
         let maxFrame = self.configuration.maxFrameBytes
         return try await ClientBootstrap(group: self.group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.seconds(5))
+            .connectTimeout(TimeAmount(self.configuration.connectTimeout))
             .connect(host: host, port: endpoint.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // An IP literal is not a hostname: verification matches the
@@ -417,9 +426,19 @@ final class ClientConnection: Sendable {
     }
 
     /// ``send(_:duringResume:)`` that also tells the term of the node that answered.
-    func sendTracked(_ request: WireRequest, duringResume: Bool = false) async throws -> (response: WireResponse, term: UInt64) {
+    /// - Parameter answerWithin: a request the node answers at once when it is alive
+    ///   (a renewal): without an answer in this time the connection is dropped as dead
+    ///   (the caller retries on the next one).
+    func sendTracked(_ request: WireRequest, duringResume: Bool = false, answerWithin: Duration? = nil) async throws -> (response: WireResponse, term: UInt64) {
         let link = try await self.link(duringResume: duringResume)
         let promise = link.channel.eventLoop.makePromise(of: WireResponse.self)
+        if let answerWithin {
+            let channel = link.channel
+            let timer = link.channel.eventLoop.scheduleTask(in: TimeAmount(answerWithin)) {
+                channel.close(promise: nil)
+            }
+            promise.futureResult.whenComplete { _ in timer.cancel() }
+        }
         let id = self.state.withLock { state -> UInt64? in
             // The link may have died between the two locks.
             guard state.link?.generation == link.generation else { return nil }

@@ -74,7 +74,8 @@ struct ConnectionStateMachine {
     private var hintsFollowed = 0
     /// Whether any node answered `Hello` before the first accepted one.
     private var anyAnswered = false
-    private var lastFailure: String?
+    /// Why each endpoint tried since requests last flowed did not do, in the order tried.
+    private var failuresByEndpoint: [(endpoint: HostPort, reason: String)] = []
     private var random: UInt64
 
     /// - Parameters:
@@ -105,14 +106,14 @@ struct ConnectionStateMachine {
         case .refused(let error):
             self.anyAnswered = true
             if !self.opened { return self.fail(error) }
-            self.lastFailure = "\(endpoint): \(error.message)"
+            self.noteFailure(endpoint, error.message)
         case .unreachable(let reason):
-            self.lastFailure = "\(endpoint): \(reason)"
+            self.noteFailure(endpoint, reason)
         }
         if !self.opened, !self.anyAnswered, self.failures >= self.endpoints.count, self.hint == nil {
             let names = self.endpoints.map(\.description).joined(separator: ", ")
             return self.fail(
-                LeaseholdError(code: .unavailable, message: "cannot connect to \(names)" + (self.lastFailure.map { " (last: \($0))" } ?? ""))
+                LeaseholdError(code: .unavailable, message: "cannot connect to \(names)" + self.failureSummary)
             )
         }
         return self.nextAttempt(now: now)
@@ -137,7 +138,7 @@ struct ConnectionStateMachine {
             self.hint = nil
             return .resume(generation: self.generation)
         }
-        self.lastFailure = "\(endpoint): \(refusal)"
+        self.noteFailure(endpoint, refusal)
         if let leader = hello.leaderEndpoint.flatMap(HostPort.init(text:)), leader != endpoint { self.hint = leader }
         return self.nextAttempt(now: now)
     }
@@ -149,7 +150,7 @@ struct ConnectionStateMachine {
         self.phase = .ready(generation: generation)
         self.failures = 0
         self.hintsFollowed = 0
-        self.lastFailure = nil
+        self.failuresByEndpoint = []
         return true
     }
 
@@ -193,7 +194,7 @@ struct ConnectionStateMachine {
     private mutating func nextAttempt(now: Instant) -> Action {
         if !self.opened, let deadline = self.openDeadline, now >= deadline {
             return self.fail(
-                LeaseholdError(code: .unavailable, message: "no node accepted the connection in time" + (self.lastFailure.map { " (last: \($0))" } ?? ""))
+                LeaseholdError(code: .unavailable, message: "no node accepted the connection in time" + self.failureSummary)
             )
         }
         self.failures += 1
@@ -235,6 +236,17 @@ struct ConnectionStateMachine {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+
+    private mutating func noteFailure(_ endpoint: HostPort, _ reason: String) {
+        self.failuresByEndpoint.removeAll { $0.endpoint == endpoint }
+        self.failuresByEndpoint.append((endpoint, reason))
+    }
+
+    /// ` (A: why; B: why)`, each endpoint's latest reason.
+    private var failureSummary: String {
+        guard !self.failuresByEndpoint.isEmpty else { return "" }
+        return " (" + self.failuresByEndpoint.map { "\($0.endpoint): \($0.reason)" }.joined(separator: "; ") + ")"
     }
 
     private mutating func fail(_ error: LeaseholdError) -> Action {

@@ -59,3 +59,6 @@
 @_exported import struct LeaseholdCore.SessionInfo
 @_exported import struct LeaseholdCore.TargetInfo
 @_exported import struct LeaseholdCore.VolumeStatus
+
+// Cluster mode: what a node is (`server.role`, `clusterStatus`).
+@_exported import enum LeaseholdMessages.NodeRole

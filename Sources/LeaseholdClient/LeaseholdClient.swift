@@ -121,7 +121,7 @@ public final class LeaseholdClient: Sendable {
 /// `status`: the volume's figures and the server's uptime.
 public struct ServerStatus: Sendable, Hashable {
     /// A position in a cluster's log.
-    public struct LogPosition: Sendable, Hashable, CustomStringConvertible {
+    public struct LogPosition: Sendable, Hashable, Codable, CustomStringConvertible {
         public var term: UInt64
         public var index: UInt64
         public var description: String { "\(self.term):\(self.index)" }

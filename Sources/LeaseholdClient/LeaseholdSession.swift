@@ -115,8 +115,8 @@ public final class LeaseholdSession: Sendable {
 
     /// ``perform(_:answering:)`` of a call outside the slots that also tells the term of
     /// the node that answered (renewals).
-    func performTracked(_ command: Command) async throws -> (response: Response, term: UInt64) {
-        try await self.retryingTracked(WireRequestBody(session: self.id, command: .core(command)))
+    func performTracked(_ command: Command, answerWithin: Duration? = nil) async throws -> (response: Response, term: UInt64) {
+        try await self.retryingTracked(WireRequestBody(session: self.id, command: .core(command)), answerWithin: answerWithin)
     }
 
     /// Sends until a reply arrives: a lost connection (or a node that no longer leads) is
@@ -126,14 +126,14 @@ public final class LeaseholdSession: Sendable {
         try await self.retryingTracked(body, duringResume: duringResume).response
     }
 
-    func retryingTracked(_ body: WireRequestBody, duringResume: Bool = false) async throws -> (response: Response, term: UInt64) {
+    func retryingTracked(_ body: WireRequestBody, duringResume: Bool = false, answerWithin: Duration? = nil) async throws -> (response: Response, term: UInt64) {
         let request = try body.wire()
         while true {
             if let error = self.endedError { throw error }
             let response: WireResponse
             let term: UInt64
             do {
-                (response, term) = try await self.connection.sendTracked(request, duringResume: duringResume)
+                (response, term) = try await self.connection.sendTracked(request, duringResume: duringResume, answerWithin: answerWithin)
             } catch let lost as ConnectionLost {
                 if duringResume { throw lost }
                 continue
@@ -243,7 +243,10 @@ public final class LeaseholdSession: Sendable {
     @discardableResult
     public func keepAlive() async throws -> Duration {
         let sent = ContinuousClock.now
-        let (response, term) = try await self.performTracked(.keepAlive)
+        // A live leader answers a renewal at once (outside its journal): a connection
+        // that does not is to a node that stopped or was cut off, and is dropped so the
+        // renewal goes to whichever node leads.
+        let (response, term) = try await self.performTracked(.keepAlive, answerWithin: Self.renewalAnswerTime(ttl: self.ttl))
         guard case .keptAlive(let ttl) = response else { throw Self.unexpected("keepAlive") }
         self.renewed(sentAt: sent, ttl: ttl, term: term)
         return ttl
@@ -355,6 +358,10 @@ public final class LeaseholdSession: Sendable {
         self.end(nil)
         return closed
     }
+
+    /// How long a renewal may go unanswered before its connection counts as dead:
+    /// max(TTL / 4, 2 s).
+    static func renewalAnswerTime(ttl: Duration) -> Duration { Swift.max(ttl / 4, .seconds(2)) }
 
     static func unexpected(_ operation: String) -> LeaseholdError {
         .protocolError("the server answered \(operation) with a reply of another operation")

@@ -308,13 +308,38 @@ public final class EtcdClient: Sendable {
 
     /// The status of the member that answers.
     public func status() async throws -> EtcdStatus {
-        let response = try await self.call("/v3/maintenance/status", EmptyJSON(), as: StatusResponseJSON.self)
-        return EtcdStatus(
+        Self.status(try await self.call("/v3/maintenance/status", EmptyJSON(), as: StatusResponseJSON.self))
+    }
+
+    /// The status of the member at `endpoint` (one of its client URLs) itself, not of
+    /// whichever answers first: what `etcdctl endpoint status` shows per member.
+    public func status(of endpoint: String, timeout: Duration) async throws -> EtcdStatus {
+        let path = "/v3/maintenance/status"
+        do {
+            let answer = try await self.post(endpoint + path, ByteBuffer(bytes: Array("{}".utf8)), timeout: timeout)
+            return Self.status(try Self.decode(answer, path: path) as StatusResponseJSON)
+        } catch let error as EtcdError {
+            throw error
+        } catch {
+            throw EtcdError(.unreachable, "\(endpoint): \(error)")
+        }
+    }
+
+    static func status(_ response: StatusResponseJSON) -> EtcdStatus {
+        EtcdStatus(
             version: response.version ?? "", dbSize: response.dbSize?.value ?? 0, dbSizeInUse: response.dbSizeInUse?.value ?? 0,
             leader: response.leader?.value ?? 0, memberID: response.header?.member_id?.value ?? 0,
             raftIndex: response.raftIndex?.value ?? 0, raftTerm: response.raftTerm?.value ?? 0,
             revision: response.header?.revision?.value ?? 0, errors: response.errors ?? []
         )
+    }
+
+    /// The cluster's members, as the member that answers knows them.
+    public func members() async throws -> [EtcdMember] {
+        let response = try await self.call("/v3/cluster/member/list", EmptyJSON(), as: MemberListResponseJSON.self)
+        return (response.members ?? []).map {
+            EtcdMember(id: $0.ID?.value ?? 0, name: $0.name ?? "", clientURLs: $0.clientURLs ?? [], isLearner: $0.isLearner ?? false)
+        }
     }
 
     /// The alarms raised in the cluster (`NOSPACE`, `CORRUPT`).

@@ -186,6 +186,18 @@ struct StatusResponseJSON: Codable, Sendable {
     var errors: [String]?
 }
 
+struct MemberListResponseJSON: Codable, Sendable {
+    struct Member: Codable, Sendable {
+        var ID: EtcdInt?
+        var name: String?
+        var clientURLs: [String]?
+        var isLearner: Bool?
+    }
+
+    var header: HeaderJSON?
+    var members: [Member]?
+}
+
 struct AlarmRequestJSON: Codable, Sendable {
     var action: String
 }

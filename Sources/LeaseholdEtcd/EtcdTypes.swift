@@ -112,6 +112,15 @@ public struct EtcdStatus: Sendable {
     public var errors: [String]
 }
 
+/// A member as `MemberList` names it.
+public struct EtcdMember: Sendable, Hashable {
+    public var id: Int64
+    /// Empty for a member that was added but has not started.
+    public var name: String
+    public var clientURLs: [String]
+    public var isLearner: Bool
+}
+
 /// One change a watch saw.
 public struct EtcdEvent: Sendable {
     public enum Kind: Sendable { case put, delete }

@@ -96,6 +96,7 @@ public final class ClusterNode: Service, Sendable {
         self.keepaliveClient = EtcdClient(configuration.etcd, eventLoopGroup: self.keepaliveGroup)
         self.logger = logger
         server.serveStandbyReads { [weak self] in self?.state.withLock { $0.current }?.loaded }
+        server.serveClusterStatus { [weak self] in await self?.clusterStatus() ?? Leasehold_V1_ClusterStatus() }
     }
 
     /// Binds the server as a standby; ``run()`` then takes part in the cluster. The server
@@ -212,16 +213,24 @@ public final class ClusterNode: Service, Sendable {
         if let failure { self.logger.warning("could not record the applied log index", metadata: ["error": "\(failure)"]) }
     }
 
+    /// This node's report as it stands now.
+    var ownEntry: NodeDirectory.Entry {
+        let (role, _, term) = self.server.announcedRole
+        // A standby's epoch is the one of the volume it applied from the log.
+        let applied = role == .standby ? self.state.withLock { $0.current }?.loaded?.state.volume?.epoch : nil
+        return NodeDirectory.Entry(
+            name: self.configuration.node, endpoint: self.configuration.advertise, role: role, term: term,
+            appliedIndex: self.appliedIndex.load(ordering: .relaxed), epoch: Swift.max(applied ?? 0, self.server.epoch),
+            connectedClients: self.server.connectedClients
+        )
+    }
+
     /// Puts this node's report (``NodeDirectory``) under the current election's lease when
     /// it differs from the last one put; best effort (a report, not a decision).
     /// - Returns: what is published now.
     func publish(after last: (lease: Int64, entry: NodeDirectory.Entry)?) async -> (lease: Int64, entry: NodeDirectory.Entry)? {
         guard let lease = self.state.withLock({ $0.election?.lease?.id }) else { return last }
-        let (role, _, term) = self.server.announcedRole
-        let entry = NodeDirectory.Entry(
-            name: self.configuration.node, endpoint: self.configuration.advertise, role: role, term: term,
-            appliedIndex: self.appliedIndex.load(ordering: .relaxed)
-        )
+        let entry = self.ownEntry
         if let last, last.lease == lease, last.entry == entry { return last }
         do {
             try await NodeDirectory.publish(entry, lease: lease, client: self.client, keys: self.keys)

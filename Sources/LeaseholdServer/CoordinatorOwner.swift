@@ -180,7 +180,7 @@ final class CoordinatorOwner: Sendable {
                 return
             }
             switch body.command {
-            case .hello, .createSnapshot, .readSnapshot:
+            case .hello, .createSnapshot, .readSnapshot, .clusterStatus:
                 preconditionFailure("answered by the connection")
             case .openSession(let name, let ttl, let slots):
                 self.openSession(name: name, ttl: ttl, slots: slots, id: id, operation, connection, &state, &step)

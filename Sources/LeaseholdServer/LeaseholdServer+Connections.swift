@@ -201,6 +201,10 @@ extension LeaseholdServer {
             connection.reply(envelope.id, .failure(.invalidArgument("Hello was already sent on this connection")))
             return
         }
+        if case .clusterStatus = body.command {
+            await self.answerClusterStatus(id: envelope.id, connection)
+            return
+        }
         guard let serving = self.serving else {
             if case .core(let command) = body.command, command.isAdminQuery, let reads = self.standbyReads.withLock({ $0 }),
                 let (reply, position) = reads.answer(command, caller: connection.caller)

@@ -65,6 +65,8 @@ public final class LeaseholdServer: Service, Sendable {
     let settled = Mutex<(@Sendable () async -> Void)?>(nil)
     /// Where a standby answers admin queries from (cluster mode); `nil`: it refuses them.
     let standbyReads = Mutex<StandbyReads?>(nil)
+    /// Where `ClusterStatus` is answered from (cluster mode); `nil`: this node alone.
+    let clusterStatusSource = Mutex<(@Sendable () async -> Leasehold_V1_ClusterStatus)?>(nil)
 
     /// The port the server listens on (useful when configured with port 0).
     public let localPort: Int

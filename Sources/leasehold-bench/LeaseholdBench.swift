@@ -18,7 +18,7 @@ struct LeaseholdBench: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "pin-unpin, allocate-truncate, layout-get-return, keepalive-flood, recall-storm, expiry-storm, mixed or session-hold.")
+    @Argument(help: "pin-unpin, allocate-truncate, layout-get-return, keepalive-flood, recall-storm, expiry-storm, mixed, session-hold or failover.")
     var workload: String
     @Option(help: "Client connections.") var connections: Int = 64
     @Option(help: "Sessions per connection.") var sessions: Int = 1
@@ -34,8 +34,22 @@ struct LeaseholdBench: AsyncParsableCommand {
     @Option(help: "Write the result as JSON to this file ('-' for standard output).") var json: String?
     @Option(help: "Write latency over time (per second) as CSV to this file.") var csv: String?
     @Flag(help: "Skip the fsync and TCP echo baselines.") var noBaselines = false
+    @Option(help: "failover: the directory of a cluster scripts/dev-cluster started (cluster.json).") var cluster: String?
+    @Option(help: "failover: leader kills.") var kills: Int = 20
+    @Option(help: "failover: time on each new leader before the next kill.") var settle: String = "3s"
 
     func run() async throws {
+        if self.workload == "failover" {
+            guard let cluster = self.cluster else { throw ValidationError("failover needs --cluster DIR (scripts/dev-cluster up DIR)") }
+            var logger = Logger(label: "bench")
+            logger.logLevel = .critical
+            let bench = FailoverBench(
+                directory: cluster, kills: self.kills, workers: self.connections, ttl: try parseDuration(self.ttl), settle: try parseDuration(self.settle),
+                logger: logger
+            )
+            try await bench.run()
+            return
+        }
         guard let workload = Workload(rawValue: self.workload) else {
             throw ValidationError("unknown workload '\(self.workload)': \(Workload.allCases.map(\.rawValue).joined(separator: ", "))")
         }

@@ -6,7 +6,10 @@ import Logging
 /// Where the server is and who to be. Each setting comes from its flag, else its
 /// environment variable, else the default data directory's development certificates.
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: "Server address host:port (LEASEHOLD_ENDPOINT; default 127.0.0.1:7420).") var endpoint: String?
+    @Option(
+        help: "Server address host:port, or the nodes of a cluster as a comma-separated list: the leader is found (LEASEHOLD_ENDPOINT; default the nodes of the data directory's cluster.json, else 127.0.0.1:7420)."
+    )
+    var endpoint: String?
     @Option(help: "Client certificate, PEM (LEASEHOLD_CERT).") var cert: String?
     @Option(help: "Client private key, PEM (LEASEHOLD_KEY).") var key: String?
     @Option(help: "CA of the server certificate, PEM (LEASEHOLD_CA).") var ca: String?
@@ -14,30 +17,47 @@ struct ConnectionOptions: ParsableArguments {
     var dataDir: String?
     @Option(help: "Identity of the development certificate to use (default admin).") var identity: String = "admin"
     @Flag(help: "JSON output for scripts.") var json = false
+    @Flag(help: "Ask the first node that answers, a standby too (it answers admin reads from the log it applied; anything else is notLeader).")
+    var anyNode = false
 
     var output: Output { Output(json: self.json) }
 
     func configuration() throws -> ClientConfiguration {
         let environment = ProcessInfo.processInfo.environment
         let dataDirectory = self.dataDir ?? environment["LEASEHOLD_DATA_DIR"] ?? "./leasehold-data"
-        let endpoint = self.endpoint ?? environment["LEASEHOLD_ENDPOINT"] ?? "127.0.0.1:7420"
-        guard let address = HostPort(text: endpoint) else { throw ValidationError("endpoint '\(endpoint)' is not host:port") }
-        var configuration = ClientConfiguration.development(dataDirectory: dataDirectory, identity: self.identity, host: address.host, port: address.port)
+        var configuration: ClientConfiguration
+        if let list = self.endpoint ?? environment["LEASEHOLD_ENDPOINT"] {
+            configuration = .development(dataDirectory: dataDirectory, identity: self.identity, endpoints: try Self.endpoints(list))
+        } else {
+            configuration = .development(dataDirectory: dataDirectory, identity: self.identity)
+        }
         if let cert = self.cert ?? environment["LEASEHOLD_CERT"] { configuration.certificatePath = cert }
         if let key = self.key ?? environment["LEASEHOLD_KEY"] { configuration.keyPath = key }
         if let ca = self.ca ?? environment["LEASEHOLD_CA"] { configuration.caPath = ca }
         configuration.clientName = "leaseholdctl"
         configuration.reconnectTimeout = .seconds(10)
+        configuration.acceptsStandby = self.anyNode
         return configuration
+    }
+
+    /// `host:port[,host:port...]`.
+    static func endpoints(_ list: String) throws -> [HostPort] {
+        let items = list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        return try items.map { item in
+            guard let address = HostPort(text: item) else { throw ValidationError("endpoint '\(item)' is not host:port") }
+            return address
+        }
     }
 
     /// Connects, runs `body`, closes; a Leasehold error goes to stderr with its code
     /// and becomes the exit code 10 + code.
-    func run<T>(_ body: (LeaseholdClient) async throws -> T) async throws -> T {
+    func run<T>(anyNode: Bool = false, _ body: (LeaseholdClient) async throws -> T) async throws -> T {
         var logger = Logger(label: "leaseholdctl")
         logger.logLevel = .error
         do {
-            let client = try await LeaseholdClient.connect(try self.configuration(), logger: logger)
+            var configuration = try self.configuration()
+            if anyNode { configuration.acceptsStandby = true }
+            let client = try await LeaseholdClient.connect(configuration, logger: logger)
             defer { client.close() }
             return try await body(client)
         } catch let error as LeaseholdError {

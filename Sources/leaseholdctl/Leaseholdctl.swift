@@ -11,7 +11,7 @@ struct leaseholdctl: AsyncParsableCommand {
             success, 1 local failure, 3 `check` found violations, 10+N the server's error code N, 64 usage.
             """,
         subcommands: [
-            Status.self, Busy.self, Free.self, Pins.self, Layouts.self, Sessions.self, Targets.self, Inodes.self, Inode.self, Check.self, Watch.self,
+            Status.self, ClusterCommand.self, Busy.self, Free.self, Pins.self, Layouts.self, Sessions.self, Targets.self, Inodes.self, Inode.self, Check.self, Watch.self,
             Snapshot.self, Evict.self, Target.self, Quarantine.self, Release.self, Allocate.self, Pin.self, Unpin.self, Truncate.self,
             Punch.self, Layout.self, Certs.self,
         ]

@@ -262,6 +262,41 @@ struct ClusterProcessTests {
         await world.stop()
     }
 
+    @Test(
+        "a leader stopped for good (SIGSTOP, no SIGCONT): clients given every node give up on it when a renewal goes unanswered, go on with the new leader, and never enter jeopardy",
+        .timeLimit(.minutes(3))
+    )
+    func leaderStoppedForGood() async throws {
+        let world = try await World.start()
+        let leader = try await world.leader()
+        let client = try await world.client(world.nodes, "host-a", reconnectTimeout: .seconds(60))
+        let session = try await client.openSession(name: "s", ttl: .seconds(20))
+        let acknowledged = Acknowledged()
+        let watcher = Task { for await event in session.events { acknowledged.events.withLock { $0.append(event) } } }
+        for _ in 0..<5 { acknowledged.add(try await session.createInode()) }
+        leader.signal(SIGSTOP)
+        let stopped = ContinuousClock.now
+        // The first of these waits on the stopped leader until the session's next renewal
+        // goes unanswered and its connection is dropped; then they go to the new leader.
+        for _ in 0..<5 { acknowledged.add(try await session.createInode()) }
+        let stall = ContinuousClock.now - stopped
+        let newLeader = try await world.leader(timeout: .seconds(30), excluding: leader)
+        #expect(client.server.role == .leader && client.server.term > 0)
+        #expect(session.leaseState == .active)
+        #expect(stall < .seconds(18), "the client stalled \(stall), past its local deadline")
+        let events = acknowledged.events.withLock { $0 }
+        #expect(!events.contains { if case .jeopardy = $0 { true } else if case .ended = $0 { true } else { false } }, "\(events)")
+        let admin = try await world.client(newLeader)
+        let present = Set(try await admin.inodes().map(\.inode))
+        #expect(acknowledged.all.allSatisfy { present.contains($0) })
+        admin.close()
+        try await session.close()
+        watcher.cancel()
+        client.close()
+        leader.signal(SIGCONT)
+        await world.stop()
+    }
+
     @Test("a standby killed and restarted catches up on the log, then takes over with everything")
     func standbyCatchesUp() async throws {
         let world = try await World.start()
@@ -325,6 +360,12 @@ struct ClusterProcessTests {
             return true
         }
         world.etcd.kill(1)
+        // Any node still answers ClusterStatus, saying what it could not read.
+        let asker = try await world.client(world.nodes, acceptsStandby: true, reconnectTimeout: .seconds(20))
+        let overview = try await asker.clusterStatus()
+        asker.close()
+        #expect(overview.problem != nil, "\(overview)")
+        #expect(overview.etcdMembers.count == 3 && !overview.etcdMembers.contains(where: \.healthy), "\(overview.etcdMembers)")
         let deadline = ContinuousClock.now + .seconds(6)
         while ContinuousClock.now < deadline {
             if let inode = await createAnywhere() {

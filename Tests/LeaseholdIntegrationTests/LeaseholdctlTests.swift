@@ -49,6 +49,17 @@ struct LeaseholdctlTests {
             let usage = try await daemon.ctl(["truncate", "\(inode)", "0", "--policy", "sometimes"])
             #expect(usage.status == 64)
             #expect((try await daemon.ctl(["check"])).status == 0)
+
+            // An endpoint list: a dead one first, then the daemon; a malformed list is a usage error.
+            let listed = try await daemon.ctl(["status", "--endpoint", "127.0.0.1:1,\(daemon.endpoint)"])
+            #expect(listed.status == 0, "\(listed.errors)")
+            #expect((try await daemon.ctl(["status", "--endpoint", "127.0.0.1:1,nowhere"])).status == 64)
+            // A single node's ClusterStatus is itself.
+            let overview = try await daemon.ctlJSON(["cluster"]) as! [String: Any]
+            let nodes = overview["nodes"] as! [[String: Any]]
+            #expect(overview["cluster"] as? String == "" && nodes.count == 1 && nodes.first?["role"] as? String == "single", "\(overview)")
+            #expect((nodes.first?["connectedClients"] as? Int ?? 0) >= 1)
+            #expect((overview["etcdMembers"] as! [Any]).isEmpty)
         } catch {
             await daemon.stop()
             throw error

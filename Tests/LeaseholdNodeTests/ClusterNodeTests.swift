@@ -181,6 +181,20 @@ struct ClusterNodeTests {
         let published = try await NodeDirectory.read(client: etcd, keys: keys)
         #expect(published.first { $0.endpoint == leader.endpoint }?.role == .leader)
         #expect(published.first { $0.endpoint == standby.endpoint }?.role == .standby)
+        // ClusterStatus from the standby: both nodes, who leads, the head, the etcd members.
+        let asker = try await standby.client(tls: tls, acceptsStandby: true)
+        let overview = try await asker.clusterStatus()
+        asker.close()
+        #expect(overview.cluster == cluster && overview.answeredBy == standby.name && overview.problem == nil, "\(overview)")
+        #expect(overview.nodes.map(\.name) == ["a", "b"])
+        #expect(overview.leader?.endpoint == leader.endpoint && overview.leader?.epoch == epoch)
+        #expect(overview.nodes.first { $0.name == standby.name }?.role == .standby)
+        #expect(overview.head.map { LogPosition(term: $0.term, index: $0.index) } ?? LogPosition(term: 0, index: 0) >= head)
+        let headIndex = overview.head?.index ?? 0
+        #expect(overview.nodes.allSatisfy { $0.lag == (headIndex > $0.appliedIndex ? headIndex - $0.appliedIndex : 0) }, "\(overview.nodes)")
+        #expect(overview.nodes.first { $0.name == leader.name }?.connectedClients ?? 0 >= 1, "the host's connection")
+        #expect(overview.etcdMembers.count == members.members.count && overview.etcdMembers.allSatisfy(\.healthy), "\(overview.etcdMembers)")
+        #expect(overview.etcdMembers.filter(\.leader).count == 1)
 
         // Graceful handover: the leader settles and resigns; the standby takes over.
         host.close()

@@ -262,6 +262,12 @@ public nonisolated struct Leasehold_Cluster_V1_NodeStatus: Sendable {
   /// The highest log index it applied (a standby) or made durable (the leader).
   public var appliedIndex: UInt64 = 0
 
+  /// The epoch of the volume it serves or last applied.
+  public var epoch: UInt64 = 0
+
+  /// Client connections it has open.
+  public var connectedClients: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -642,7 +648,7 @@ nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, Swif
 
 nonisolated extension Leasehold_Cluster_V1_NodeStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}endpoint\0\u{1}role\0\u{1}term\0\u{3}applied_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}endpoint\0\u{1}role\0\u{1}term\0\u{3}applied_index\0\u{1}epoch\0\u{3}connected_clients\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -655,6 +661,8 @@ nonisolated extension Leasehold_Cluster_V1_NodeStatus: SwiftProtobuf.Message, Sw
       case 3: try { try decoder.decodeSingularEnumField(value: &self.role) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.appliedIndex) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.connectedClients) }()
       default: break
       }
     }
@@ -676,6 +684,12 @@ nonisolated extension Leasehold_Cluster_V1_NodeStatus: SwiftProtobuf.Message, Sw
     if self.appliedIndex != 0 {
       try visitor.visitSingularUInt64Field(value: self.appliedIndex, fieldNumber: 5)
     }
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 6)
+    }
+    if self.connectedClients != 0 {
+      try visitor.visitSingularUInt32Field(value: self.connectedClients, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -685,6 +699,8 @@ nonisolated extension Leasehold_Cluster_V1_NodeStatus: SwiftProtobuf.Message, Sw
     if lhs.role != rhs.role {return false}
     if lhs.term != rhs.term {return false}
     if lhs.appliedIndex != rhs.appliedIndex {return false}
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.connectedClients != rhs.connectedClients {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

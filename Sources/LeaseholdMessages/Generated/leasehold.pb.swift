@@ -1185,6 +1185,14 @@ public nonisolated struct Leasehold_V1_Request: Sendable {
     set {command = .listFreeExtents(newValue)}
   }
 
+  public var clusterStatus: Leasehold_V1_ClusterStatusRequest {
+    get {
+      if case .clusterStatus(let v)? = command {return v}
+      return Leasehold_V1_ClusterStatusRequest()
+    }
+    set {command = .clusterStatus(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Command: Equatable, Sendable {
@@ -1237,6 +1245,7 @@ public nonisolated struct Leasehold_V1_Request: Sendable {
     case readEvents(Leasehold_V1_ReadEvents)
     case watchEvents(Leasehold_V1_WatchEvents)
     case listFreeExtents(Leasehold_V1_ListFreeExtents)
+    case clusterStatus(Leasehold_V1_ClusterStatusRequest)
 
   }
 
@@ -1907,6 +1916,20 @@ public nonisolated struct Leasehold_V1_ListBusyExtents: Sendable {
 
 /// Admin: free extents in block order, those starting at or after `page.after` (a block
 /// number; the next page starts at the last extent's end). Answered by `FreeExtentList`.
+/// Admin query that every node answers, a standby too, and a node that cannot reach etcd
+/// (with what it knows itself and `problem` set): the nodes as each publishes itself in
+/// etcd, the log head, and the etcd members with their health. A single node answers with
+/// itself alone.
+public nonisolated struct Leasehold_V1_ClusterStatusRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Leasehold_V1_ListFreeExtents: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -2414,6 +2437,14 @@ public nonisolated struct Leasehold_V1_Response: Sendable {
     set {result = .freeExtentList(newValue)}
   }
 
+  public var clusterStatus: Leasehold_V1_ClusterStatus {
+    get {
+      if case .clusterStatus(let v)? = result {return v}
+      return Leasehold_V1_ClusterStatus()
+    }
+    set {result = .clusterStatus(newValue)}
+  }
+
   /// Cluster mode: the log position of the state a standby answered an admin query from
   /// (it applies the log but never decides; the leader may be further). Unset on a leader
   /// and on a single node, whose answers reflect their current state.
@@ -2469,6 +2500,7 @@ public nonisolated struct Leasehold_V1_Response: Sendable {
     case invariantReport(Leasehold_V1_InvariantReport)
     case eventList(Leasehold_V1_EventList)
     case freeExtentList(Leasehold_V1_FreeExtentList)
+    case clusterStatus(Leasehold_V1_ClusterStatus)
 
   }
 
@@ -3416,6 +3448,102 @@ public nonisolated struct Leasehold_V1_BusyExtentList: Sendable {
   // methods supported on all messages.
 
   public var extents: [Leasehold_V1_BusyExtent] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Leasehold_V1_ClusterStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// `--cluster`; empty for a single node.
+  public var cluster: String = String()
+
+  /// The node that answered (`--node`; empty for a single node).
+  public var answeredBy: String = String()
+
+  /// The newest entry of the log; unset when etcd could not be read (and for a single node).
+  public var head: Leasehold_V1_LogPosition {
+    get {_head ?? Leasehold_V1_LogPosition()}
+    set {_head = newValue}
+  }
+  /// Returns true if `head` has been explicitly set.
+  public var hasHead: Bool {self._head != nil}
+  /// Clears the value of `head`. Subsequent reads from it will return its default value.
+  public mutating func clearHead() {self._head = nil}
+
+  public var nodes: [Leasehold_V1_ClusterNodeInfo] = []
+
+  public var etcdMembers: [Leasehold_V1_EtcdMemberInfo] = []
+
+  /// What could not be read, and why; empty when everything was.
+  public var problem: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _head: Leasehold_V1_LogPosition? = nil
+}
+
+/// A node as it last published itself (at most once a second, under its election lease:
+/// a node that stopped is gone once its lease expires).
+public nonisolated struct Leasehold_V1_ClusterNodeInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// Where clients reach it (`--advertise`).
+  public var endpoint: String = String()
+
+  public var role: Leasehold_V1_NodeRole = .unspecified
+
+  /// The newest term it knows: its own while it leads.
+  public var term: UInt64 = 0
+
+  /// The epoch of the volume it serves or last applied.
+  public var epoch: UInt64 = 0
+
+  /// The highest log index it applied (a standby) or made durable (the leader).
+  public var appliedIndex: UInt64 = 0
+
+  /// Entries between `applied_index` and the head (0 when the head is unknown).
+  public var lag: UInt64 = 0
+
+  /// Client connections it has open (Hello said).
+  public var connectedClients: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// An etcd member as `MemberList` names it, and what its own `Status` said.
+public nonisolated struct Leasehold_V1_EtcdMemberInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var clientURL: String = String()
+
+  /// It answered `Status` without errors in time.
+  public var healthy: Bool = false
+
+  /// It is the raft leader (as it says).
+  public var leader: Bool = false
+
+  /// Its database size in bytes (what the quota is checked against).
+  public var dbSize: UInt64 = 0
+
+  /// Why it is not healthy.
+  public var error: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -5415,7 +5543,7 @@ nonisolated extension Leasehold_V1_ErrorDetails: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Leasehold_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}session\0\u{1}tag\0\u{2}\u{8}hello\0\u{4}\u{a}open_session\0\u{3}keep_alive\0\u{3}resume_session\0\u{3}close_session\0\u{3}acknowledge_pushes\0\u{4}\u{6}create_inode\0\u{3}delete_inode\0\u{1}allocate\0\u{3}mark_written\0\u{2}\u{7}pin\0\u{1}unpin\0\u{2}\u{9}truncate\0\u{3}punch_hole\0\u{4}\u{9}layout_get\0\u{3}layout_return\0\u{3}layout_commit\0\u{3}prolong_recall\0\u{4}\u{7}subscribe_fences\0\u{3}acknowledge_fence\0\u{3}read_fences\0\u{4}\u{8}evict_session\0\u{3}deregister_target\0\u{3}force_release\0\u{3}delete_quarantine_inode\0\u{3}set_pin_setting\0\u{3}create_snapshot\0\u{3}read_snapshot\0\u{2}\u{4}status\0\u{3}list_busy_extents\0\u{3}list_pins\0\u{3}list_layouts\0\u{3}list_sessions\0\u{3}list_inodes\0\u{3}show_inode\0\u{3}list_targets\0\u{3}check_invariants\0\u{3}read_events\0\u{3}watch_events\0\u{3}list_free_extents\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}session\0\u{1}tag\0\u{2}\u{8}hello\0\u{4}\u{a}open_session\0\u{3}keep_alive\0\u{3}resume_session\0\u{3}close_session\0\u{3}acknowledge_pushes\0\u{4}\u{6}create_inode\0\u{3}delete_inode\0\u{1}allocate\0\u{3}mark_written\0\u{2}\u{7}pin\0\u{1}unpin\0\u{2}\u{9}truncate\0\u{3}punch_hole\0\u{4}\u{9}layout_get\0\u{3}layout_return\0\u{3}layout_commit\0\u{3}prolong_recall\0\u{4}\u{7}subscribe_fences\0\u{3}acknowledge_fence\0\u{3}read_fences\0\u{4}\u{8}evict_session\0\u{3}deregister_target\0\u{3}force_release\0\u{3}delete_quarantine_inode\0\u{3}set_pin_setting\0\u{3}create_snapshot\0\u{3}read_snapshot\0\u{2}\u{4}status\0\u{3}list_busy_extents\0\u{3}list_pins\0\u{3}list_layouts\0\u{3}list_sessions\0\u{3}list_inodes\0\u{3}show_inode\0\u{3}list_targets\0\u{3}check_invariants\0\u{3}read_events\0\u{3}watch_events\0\u{3}list_free_extents\0\u{3}cluster_status\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5945,6 +6073,19 @@ nonisolated extension Leasehold_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
           self.command = .listFreeExtents(v)
         }
       }()
+      case 102: try {
+        var v: Leasehold_V1_ClusterStatusRequest?
+        var hadOneofValue = false
+        if let current = self.command {
+          hadOneofValue = true
+          if case .clusterStatus(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.command = .clusterStatus(v)
+        }
+      }()
       default: break
       }
     }
@@ -6121,6 +6262,10 @@ nonisolated extension Leasehold_V1_Request: SwiftProtobuf.Message, SwiftProtobuf
     case .listFreeExtents?: try {
       guard case .listFreeExtents(let v)? = self.command else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 101)
+    }()
+    case .clusterStatus?: try {
+      guard case .clusterStatus(let v)? = self.command else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 102)
     }()
     case nil: break
     }
@@ -7205,6 +7350,25 @@ nonisolated extension Leasehold_V1_ListBusyExtents: SwiftProtobuf.Message, Swift
   }
 }
 
+nonisolated extension Leasehold_V1_ClusterStatusRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterStatusRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Leasehold_V1_ClusterStatusRequest, rhs: Leasehold_V1_ClusterStatusRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Leasehold_V1_ListFreeExtents: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListFreeExtents"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}page\0")
@@ -7510,7 +7674,7 @@ nonisolated extension Leasehold_V1_WatchEvents: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Leasehold_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{4}\u{9}hello_ok\0\u{4}\u{a}session_opened\0\u{3}kept_alive\0\u{3}session_resumed\0\u{3}session_closed\0\u{3}pushes_acknowledged\0\u{3}waits_cancelled\0\u{4}\u{5}inode_created\0\u{3}mapping_change\0\u{1}allocation\0\u{3}marked_written\0\u{4}\u{7}pin_grant\0\u{1}unpinned\0\u{4}\u{13}layout_grant\0\u{3}layout_returned\0\u{3}layout_committed\0\u{3}recall_prolonged\0\u{4}\u{7}fence_subscription\0\u{3}fence_acknowledged\0\u{3}fence_list\0\u{3}target_registered\0\u{4}\u{7}session_evicted\0\u{3}target_deregistered\0\u{3}force_released\0\u{3}quarantine_deleted\0\u{3}pin_setting_changed\0\u{3}snapshot_created\0\u{3}snapshot_chunk\0\u{4}\u{4}volume_status\0\u{3}busy_extent_list\0\u{3}pin_list\0\u{3}layout_list\0\u{3}session_list\0\u{3}inode_list\0\u{3}inode_detail\0\u{3}target_list\0\u{3}invariant_report\0\u{3}event_list\0\u{3}free_extent_list\0\u{2}d\u{1}reflects\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{4}\u{9}hello_ok\0\u{4}\u{a}session_opened\0\u{3}kept_alive\0\u{3}session_resumed\0\u{3}session_closed\0\u{3}pushes_acknowledged\0\u{3}waits_cancelled\0\u{4}\u{5}inode_created\0\u{3}mapping_change\0\u{1}allocation\0\u{3}marked_written\0\u{4}\u{7}pin_grant\0\u{1}unpinned\0\u{4}\u{13}layout_grant\0\u{3}layout_returned\0\u{3}layout_committed\0\u{3}recall_prolonged\0\u{4}\u{7}fence_subscription\0\u{3}fence_acknowledged\0\u{3}fence_list\0\u{3}target_registered\0\u{4}\u{7}session_evicted\0\u{3}target_deregistered\0\u{3}force_released\0\u{3}quarantine_deleted\0\u{3}pin_setting_changed\0\u{3}snapshot_created\0\u{3}snapshot_chunk\0\u{4}\u{4}volume_status\0\u{3}busy_extent_list\0\u{3}pin_list\0\u{3}layout_list\0\u{3}session_list\0\u{3}inode_list\0\u{3}inode_detail\0\u{3}target_list\0\u{3}invariant_report\0\u{3}event_list\0\u{3}free_extent_list\0\u{3}cluster_status\0\u{2}c\u{1}reflects\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -8038,6 +8202,19 @@ nonisolated extension Leasehold_V1_Response: SwiftProtobuf.Message, SwiftProtobu
           self.result = .freeExtentList(v)
         }
       }()
+      case 101: try {
+        var v: Leasehold_V1_ClusterStatus?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .clusterStatus(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .clusterStatus(v)
+        }
+      }()
       case 200: try { try decoder.decodeSingularMessageField(value: &self._reflects) }()
       default: break
       }
@@ -8209,6 +8386,10 @@ nonisolated extension Leasehold_V1_Response: SwiftProtobuf.Message, SwiftProtobu
     case .freeExtentList?: try {
       guard case .freeExtentList(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 100)
+    }()
+    case .clusterStatus?: try {
+      guard case .clusterStatus(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 101)
     }()
     case nil: break
     }
@@ -9997,6 +10178,185 @@ nonisolated extension Leasehold_V1_BusyExtentList: SwiftProtobuf.Message, SwiftP
 
   public static func ==(lhs: Leasehold_V1_BusyExtentList, rhs: Leasehold_V1_BusyExtentList) -> Bool {
     if lhs.extents != rhs.extents {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Leasehold_V1_ClusterStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{3}answered_by\0\u{1}head\0\u{1}nodes\0\u{3}etcd_members\0\u{1}problem\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.answeredBy) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._head) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.nodes) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.etcdMembers) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.problem) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.cluster.isEmpty {
+      try visitor.visitSingularStringField(value: self.cluster, fieldNumber: 1)
+    }
+    if !self.answeredBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.answeredBy, fieldNumber: 2)
+    }
+    try { if let v = self._head {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if !self.nodes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.nodes, fieldNumber: 4)
+    }
+    if !self.etcdMembers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.etcdMembers, fieldNumber: 5)
+    }
+    if !self.problem.isEmpty {
+      try visitor.visitSingularStringField(value: self.problem, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Leasehold_V1_ClusterStatus, rhs: Leasehold_V1_ClusterStatus) -> Bool {
+    if lhs.cluster != rhs.cluster {return false}
+    if lhs.answeredBy != rhs.answeredBy {return false}
+    if lhs._head != rhs._head {return false}
+    if lhs.nodes != rhs.nodes {return false}
+    if lhs.etcdMembers != rhs.etcdMembers {return false}
+    if lhs.problem != rhs.problem {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Leasehold_V1_ClusterNodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterNodeInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}endpoint\0\u{1}role\0\u{1}term\0\u{1}epoch\0\u{3}applied_index\0\u{1}lag\0\u{3}connected_clients\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.endpoint) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.role) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.appliedIndex) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.lag) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.connectedClients) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.endpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.endpoint, fieldNumber: 2)
+    }
+    if self.role != .unspecified {
+      try visitor.visitSingularEnumField(value: self.role, fieldNumber: 3)
+    }
+    if self.term != 0 {
+      try visitor.visitSingularUInt64Field(value: self.term, fieldNumber: 4)
+    }
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 5)
+    }
+    if self.appliedIndex != 0 {
+      try visitor.visitSingularUInt64Field(value: self.appliedIndex, fieldNumber: 6)
+    }
+    if self.lag != 0 {
+      try visitor.visitSingularUInt64Field(value: self.lag, fieldNumber: 7)
+    }
+    if self.connectedClients != 0 {
+      try visitor.visitSingularUInt32Field(value: self.connectedClients, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Leasehold_V1_ClusterNodeInfo, rhs: Leasehold_V1_ClusterNodeInfo) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.endpoint != rhs.endpoint {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.term != rhs.term {return false}
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.appliedIndex != rhs.appliedIndex {return false}
+    if lhs.lag != rhs.lag {return false}
+    if lhs.connectedClients != rhs.connectedClients {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Leasehold_V1_EtcdMemberInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EtcdMemberInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}client_url\0\u{1}healthy\0\u{1}leader\0\u{3}db_size\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.clientURL) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.healthy) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.leader) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.dbSize) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.clientURL.isEmpty {
+      try visitor.visitSingularStringField(value: self.clientURL, fieldNumber: 2)
+    }
+    if self.healthy != false {
+      try visitor.visitSingularBoolField(value: self.healthy, fieldNumber: 3)
+    }
+    if self.leader != false {
+      try visitor.visitSingularBoolField(value: self.leader, fieldNumber: 4)
+    }
+    if self.dbSize != 0 {
+      try visitor.visitSingularUInt64Field(value: self.dbSize, fieldNumber: 5)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Leasehold_V1_EtcdMemberInfo, rhs: Leasehold_V1_EtcdMemberInfo) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.clientURL != rhs.clientURL {return false}
+    if lhs.healthy != rhs.healthy {return false}
+    if lhs.leader != rhs.leader {return false}
+    if lhs.dbSize != rhs.dbSize {return false}
+    if lhs.error != rhs.error {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

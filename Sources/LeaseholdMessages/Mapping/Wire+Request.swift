@@ -134,6 +134,8 @@ extension WireCommand {
             self = .createSnapshot
         case .readSnapshot(let read):
             self = .readSnapshot(name: read.name, offset: read.offset, length: read.length)
+        case .clusterStatus:
+            self = .clusterStatus
         case .status:
             self = .core(.status)
         case .listBusyExtents(let list):
@@ -217,6 +219,8 @@ extension WireCommand {
             read.offset = offset
             read.length = length
             return .readSnapshot(read)
+        case .clusterStatus:
+            return .clusterStatus(Leasehold_V1_ClusterStatusRequest())
         case .core(let command):
             return try command.wireCommand(page: pageWire)
         }

@@ -155,7 +155,7 @@ extension Response {
         switch result {
         case .error:
             preconditionFailure("errors are decoded by Reply(wire:)")
-        case .helloOk, .fenceSubscription, .snapshotCreated, .snapshotChunk:
+        case .helloOk, .fenceSubscription, .snapshotCreated, .snapshotChunk, .clusterStatus:
             throw .protocolError("the response is not the reply of a core command")
         case .sessionOpened(let opened):
             self = .sessionOpened(

@@ -15,6 +15,8 @@ public enum WireCommand: Equatable, Sendable {
     case watchEvents(after: EventRevision)
     case createSnapshot
     case readSnapshot(name: String, offset: UInt64, length: UInt32)
+    /// The cluster's nodes and etcd members; every node answers it.
+    case clusterStatus
 
     /// A short name for logs and metrics.
     public var name: String {
@@ -26,6 +28,7 @@ public enum WireCommand: Equatable, Sendable {
         case .watchEvents: "watchEvents"
         case .createSnapshot: "createSnapshot"
         case .readSnapshot: "readSnapshot"
+        case .clusterStatus: "clusterStatus"
         }
     }
 }

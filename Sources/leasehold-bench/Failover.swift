@@ -1,0 +1,267 @@
+import Foundation
+import LeaseholdClient
+import Logging
+import Synchronization
+
+/// The failover benchmark (docs/benchmarks.md, "Failover under load"): against a cluster
+/// `scripts/dev-cluster` started in `directory`, clients of the library run pin-unpin,
+/// each in a session of its own given every node's endpoint; N times the leader is killed
+/// with SIGKILL, and each round reports the time from the kill to the first mutation
+/// acknowledged after it (by the new leader: the old one is dead), the longest gap
+/// between two acknowledgements any client saw around it, and whether a session entered
+/// jeopardy or ended. The killed node is restarted from its command line in
+/// `cluster.json` (its new pid written there) and must catch up as a standby before the
+/// next round. Nothing is restarted or resumed by the clients' code: the library does it.
+struct FailoverBench {
+    struct Round {
+        var leader: String
+        var recovery: Duration
+        var longestStall: Duration
+    }
+
+    /// What the workers share: acknowledgement times and what their sessions reported.
+    final class Tally: Sendable {
+        struct State {
+            var lastAck: [ContinuousClock.Instant]
+            var killedAt: ContinuousClock.Instant?
+            var firstAckAfterKill: ContinuousClock.Instant?
+            var longestGap: Duration = .zero
+            var operations = 0
+            var jeopardies = 0
+            var endings: [String] = []
+            var errors: [String] = []
+        }
+
+        let state: Mutex<State>
+        let running = Atomic<Bool>(true)
+
+        init(workers: Int) {
+            self.state = Mutex(State(lastAck: Array(repeating: .now, count: workers)))
+        }
+
+        func acknowledged(_ worker: Int) {
+            let now = ContinuousClock.now
+            self.state.withLock { state in
+                state.longestGap = Swift.max(state.longestGap, now - state.lastAck[worker])
+                state.lastAck[worker] = now
+                state.operations += 1
+                if let killed = state.killedAt, state.firstAckAfterKill == nil, now > killed { state.firstAckAfterKill = now }
+            }
+        }
+
+        /// A new round: gaps count from now.
+        func reset() {
+            let now = ContinuousClock.now
+            self.state.withLock { state in
+                state.longestGap = .zero
+                state.killedAt = nil
+                state.firstAckAfterKill = nil
+                for index in state.lastAck.indices { state.lastAck[index] = Swift.max(state.lastAck[index], now - .milliseconds(1)) }
+            }
+        }
+
+        /// The longest gap of the round, open gaps included.
+        var longestStall: Duration {
+            let now = ContinuousClock.now
+            return self.state.withLock { state in state.lastAck.reduce(state.longestGap) { Swift.max($0, now - $1) } }
+        }
+    }
+
+    let directory: String
+    let kills: Int
+    let workers: Int
+    let ttl: Duration
+    /// Time on the new leader, with the old one back as a caught-up standby, before the next kill.
+    let settle: Duration
+    let logger: Logger
+
+    func run() async throws {
+        let cluster = try DevCluster(directory: self.directory)
+        var adminConfiguration = ClientConfiguration.development(dataDirectory: self.directory)
+        adminConfiguration.acceptsStandby = true
+        adminConfiguration.clientName = "leasehold-bench admin"
+        let admin = try await LeaseholdClient.connect(adminConfiguration, logger: self.logger)
+        defer { admin.close() }
+        let nodeCount = cluster.nodes.count
+        try await Self.waitUntil("every node reports and one leads", timeout: .seconds(60)) {
+            let status = try await admin.clusterStatus()
+            return status.nodes.count == nodeCount && status.leader != nil
+        }
+
+        var configuration = ClientConfiguration.development(dataDirectory: self.directory)
+        configuration.clientName = "leasehold-bench"
+        configuration.reconnectTimeout = .seconds(120)
+        let backoffCap = configuration.reconnectBackoff.maximum
+        let tally = Tally(workers: self.workers)
+        var clients: [LeaseholdClient] = []
+        var sessions: [LeaseholdSession] = []
+        var tasks: [Task<Void, Never>] = []
+        for worker in 0..<self.workers {
+            let client = try await LeaseholdClient.connect(configuration, logger: self.logger)
+            let session = try await client.openSession(name: "failover-\(worker)", ttl: self.ttl)
+            clients.append(client)
+            sessions.append(session)
+            tasks.append(
+                Task {
+                    for await event in session.events {
+                        switch event {
+                        case .jeopardy: tally.state.withLock { $0.jeopardies += 1 }
+                        case .ended(let error): tally.state.withLock { $0.endings.append("session \(session.id): \(error.map { "\($0)" } ?? "closed")") }
+                        default: break
+                        }
+                    }
+                }
+            )
+            let operation = try await Workload.pinUnpin.worker(session)
+            tasks.append(
+                Task {
+                    while tally.running.load(ordering: .relaxed) {
+                        do {
+                            try await operation()
+                            tally.acknowledged(worker)
+                        } catch {
+                            tally.state.withLock { $0.errors.append("worker \(worker): \(error)") }
+                            return
+                        }
+                    }
+                }
+            )
+        }
+        let granted = sessions.first?.ttl ?? self.ttl
+        print("failover: \(self.workers) clients × pin-unpin, session TTL \(granted), backoff cap \(backoffCap), \(self.kills) kills of the leader (SIGKILL)")
+
+        var rounds: [Round] = []
+        for round in 1...self.kills {
+            try await Task.sleep(for: self.settle)
+            let status = try await admin.clusterStatus()
+            guard let leader = status.leader, let index = cluster.nodes.firstIndex(where: { $0.endpoint == leader.endpoint }) else {
+                throw BenchError("round \(round): no node leads: \(status)")
+            }
+            tally.reset()
+            let pid = try cluster.pid(of: index)
+            tally.state.withLock { $0.killedAt = .now }
+            kill(pid, SIGKILL)
+            let killedAt = tally.state.withLock { $0.killedAt! }
+            try await Self.waitUntil("a mutation acknowledged after the kill", timeout: .seconds(60)) {
+                tally.state.withLock { $0.firstAckAfterKill != nil }
+            }
+            // Every client's stall ends once it acknowledges again: give the slowest time.
+            try await Task.sleep(for: .seconds(2))
+            let (first, stall) = (tally.state.withLock { $0.firstAckAfterKill! }, tally.longestStall)
+            let result = Round(leader: leader.name, recovery: first - killedAt, longestStall: stall)
+            rounds.append(result)
+            print(
+                "round \(round): killed \(leader.name) (term \(leader.term)); first acknowledgement after \(Self.seconds(result.recovery)), longest client stall \(Self.seconds(result.longestStall))"
+            )
+            // The killed node comes back from its command line and catches up as a standby.
+            try cluster.restart(index)
+            try await Self.waitUntil("\(leader.name) is back as a caught-up standby", timeout: .seconds(90)) {
+                let status = try await admin.clusterStatus()
+                return status.nodes.count == nodeCount && status.nodes.allSatisfy { $0.role != .standby || $0.lag == 0 } && status.leader != nil
+            }
+        }
+        tally.running.store(false, ordering: .relaxed)
+        for session in sessions { _ = try? await session.close() }
+        for client in clients { client.close() }
+        for task in tasks { task.cancel() }
+
+        let recoveries = rounds.map(\.recovery).sorted()
+        let stalls = rounds.map(\.longestStall).sorted()
+        let state = tally.state.withLock { $0 }
+        print("kills \(rounds.count); operations \(state.operations)")
+        print("first acknowledgement after the kill: p50 \(Self.seconds(recoveries[recoveries.count / 2])), max \(Self.seconds(recoveries.last!))")
+        print("longest client stall: p50 \(Self.seconds(stalls[stalls.count / 2])), max \(Self.seconds(stalls.last!))")
+        print("sessions in jeopardy: \(state.jeopardies); sessions ended: \(state.endings.count); worker errors: \(state.errors.count)")
+        for line in (state.endings + state.errors).prefix(10) { print("  \(line)") }
+        let check = try await admin.checkInvariants()
+        print("invariants after the run: \(check.isEmpty ? "hold" : "\(check.count) violations")")
+        guard state.jeopardies == 0, state.endings.isEmpty, state.errors.isEmpty, check.isEmpty else {
+            throw BenchError("a session entered jeopardy or ended, a worker failed, or an invariant broke (above)")
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        let ms = Double(duration.components.seconds) * 1_000 + Double(duration.components.attoseconds) / 1e15
+        return String(format: "%.3f s", ms / 1_000)
+    }
+
+    static func waitUntil(_ what: String, timeout: Duration, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if (try? await condition()) == true { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw BenchError("timed out after \(timeout) waiting until \(what)")
+    }
+}
+
+/// The nodes of a `scripts/dev-cluster` directory's `cluster.json`: their endpoints,
+/// pids and command lines; a restarted node's pid is written back, as `dev-cluster down`
+/// expects.
+final class DevCluster: Sendable {
+    struct Node: Decodable, Sendable {
+        var name: String
+        var endpoint: String
+        var pid: Int32
+        var argv: [String]
+    }
+
+    struct File: Decodable { var nodes: [Node] }
+
+    let directory: String
+    let nodes: [Node]
+    /// The nodes this process restarted, by pid (reaped through them).
+    let started = Mutex<[Int32: Process]>([:])
+
+    init(directory: String) throws {
+        self.directory = directory
+        guard let data = FileManager.default.contents(atPath: Self.path(directory)) else {
+            throw BenchError("\(Self.path(directory)) does not exist: start a cluster with scripts/dev-cluster up \(directory)")
+        }
+        self.nodes = try JSONDecoder().decode(File.self, from: data).nodes
+    }
+
+    static func path(_ directory: String) -> String { (directory as NSString).appendingPathComponent("cluster.json") }
+
+    /// The pid `cluster.json` holds now for node `index`.
+    func pid(of index: Int) throws -> Int32 {
+        guard let data = FileManager.default.contents(atPath: Self.path(self.directory)) else { throw BenchError("cluster.json is gone") }
+        return try JSONDecoder().decode(File.self, from: data).nodes[index].pid
+    }
+
+    /// Starts node `index` again from its argv (its log appended to `logs/NAME.log`) and
+    /// writes its new pid into `cluster.json`.
+    func restart(_ index: Int) throws {
+        let node = self.nodes[index]
+        let old = try self.pid(of: index)
+        // It must be gone first: the port and the data directory's lock must be free.
+        if let child = self.started.withLock({ $0.removeValue(forKey: old) }) {
+            child.waitUntilExit()
+        } else {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while kill(old, 0) == 0 {
+                guard ContinuousClock.now < deadline else { throw BenchError("\(node.name) (pid \(old)) did not exit") }
+                usleep(20_000)
+            }
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: node.argv[0])
+        process.arguments = Array(node.argv.dropFirst())
+        let logs = (self.directory as NSString).appendingPathComponent("logs")
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        let logPath = (logs as NSString).appendingPathComponent("\(node.name).log")
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.started.withLock { $0[process.processIdentifier] = process }
+        let path = Self.path(self.directory)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let updated = text.replacingOccurrences(of: "\"pid\":\(old),\"dataDir\"", with: "\"pid\":\(process.processIdentifier),\"dataDir\"")
+        guard updated != text else { throw BenchError("could not write the new pid of \(node.name) into \(path)") }
+        try updated.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+}
