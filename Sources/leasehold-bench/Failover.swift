@@ -19,13 +19,16 @@ struct FailoverBench {
         var longestStall: Duration
     }
 
-    /// What the workers share: acknowledgement times and what their sessions reported.
+    /// What the workers share: acknowledgement times around each kill, and what their
+    /// sessions reported.
     final class Tally: Sendable {
         struct State {
-            var lastAck: [ContinuousClock.Instant]
+            /// Each worker's last acknowledgement by the old leader.
+            var lastBefore: [ContinuousClock.Instant]
+            /// Each worker's first acknowledgement by a leader of a newer term.
+            var firstAfter: [ContinuousClock.Instant?]
             var killedAt: ContinuousClock.Instant?
-            var firstAckAfterKill: ContinuousClock.Instant?
-            var longestGap: Duration = .zero
+            var killedTerm: UInt64 = 0
             var operations = 0
             var jeopardies = 0
             var endings: [String] = []
@@ -36,34 +39,53 @@ struct FailoverBench {
         let running = Atomic<Bool>(true)
 
         init(workers: Int) {
-            self.state = Mutex(State(lastAck: Array(repeating: .now, count: workers)))
+            self.state = Mutex(State(lastBefore: Array(repeating: .now, count: workers), firstAfter: Array(repeating: nil, count: workers)))
         }
 
-        func acknowledged(_ worker: Int) {
+        /// Worker `worker` had a mutation acknowledged by a node of `term` (the term of its
+        /// client's connection).
+        func acknowledged(_ worker: Int, term: UInt64) {
             let now = ContinuousClock.now
             self.state.withLock { state in
-                state.longestGap = Swift.max(state.longestGap, now - state.lastAck[worker])
-                state.lastAck[worker] = now
                 state.operations += 1
-                if let killed = state.killedAt, state.firstAckAfterKill == nil, now > killed { state.firstAckAfterKill = now }
+                if state.killedAt != nil, term > state.killedTerm {
+                    if state.firstAfter[worker] == nil { state.firstAfter[worker] = now }
+                } else {
+                    state.lastBefore[worker] = now
+                }
             }
         }
 
-        /// A new round: gaps count from now.
-        func reset() {
+        /// The leader of `term` is killed now.
+        func kill(term: UInt64) -> ContinuousClock.Instant {
             let now = ContinuousClock.now
             self.state.withLock { state in
-                state.longestGap = .zero
-                state.killedAt = nil
-                state.firstAckAfterKill = nil
-                for index in state.lastAck.indices { state.lastAck[index] = Swift.max(state.lastAck[index], now - .milliseconds(1)) }
+                state.killedAt = now
+                state.killedTerm = term
+                state.firstAfter = Array(repeating: nil, count: state.firstAfter.count)
+            }
+            return now
+        }
+
+        /// Whether every worker was acknowledged by the new leader.
+        var allBack: Bool { self.state.withLock { $0.firstAfter.allSatisfy { $0 != nil } } }
+
+        /// The first acknowledgement by the new leader, and the longest gap a worker saw
+        /// between its last acknowledgement by the old leader and its first by the new.
+        var round: (first: ContinuousClock.Instant, longestStall: Duration) {
+            self.state.withLock { state in
+                let after = state.firstAfter.compactMap { $0 }
+                let stall = zip(state.lastBefore, state.firstAfter).map { before, after in after.map { $0 - before } ?? .zero }.max() ?? .zero
+                return (after.min()!, stall)
             }
         }
 
-        /// The longest gap of the round, open gaps included.
-        var longestStall: Duration {
-            let now = ContinuousClock.now
-            return self.state.withLock { state in state.lastAck.reduce(state.longestGap) { Swift.max($0, now - $1) } }
+        /// The round is over: acknowledgements count as "before" again.
+        func endRound() {
+            self.state.withLock { state in
+                state.killedAt = nil
+                for index in state.firstAfter.indices { if let after = state.firstAfter[index] { state.lastBefore[index] = after } }
+            }
         }
     }
 
@@ -73,6 +95,8 @@ struct FailoverBench {
     let ttl: Duration
     /// Time on the new leader, with the old one back as a caught-up standby, before the next kill.
     let settle: Duration
+    /// SIGKILL (a crash) or SIGTERM (a graceful handover).
+    let signal: Int32
     let logger: Logger
 
     func run() async throws {
@@ -106,7 +130,8 @@ struct FailoverBench {
                     for await event in session.events {
                         switch event {
                         case .jeopardy: tally.state.withLock { $0.jeopardies += 1 }
-                        case .ended(let error): tally.state.withLock { $0.endings.append("session \(session.id): \(error.map { "\($0)" } ?? "closed")") }
+                        // Ended with an error (expired, evicted); the bench's own close at the end has none.
+                        case .ended(let error?): tally.state.withLock { $0.endings.append("session \(session.id): \(error)") }
                         default: break
                         }
                     }
@@ -118,7 +143,7 @@ struct FailoverBench {
                     while tally.running.load(ordering: .relaxed) {
                         do {
                             try await operation()
-                            tally.acknowledged(worker)
+                            tally.acknowledged(worker, term: client.server.term)
                         } catch {
                             tally.state.withLock { $0.errors.append("worker \(worker): \(error)") }
                             return
@@ -128,7 +153,8 @@ struct FailoverBench {
             )
         }
         let granted = sessions.first?.ttl ?? self.ttl
-        print("failover: \(self.workers) clients × pin-unpin, session TTL \(granted), backoff cap \(backoffCap), \(self.kills) kills of the leader (SIGKILL)")
+        let signalName = self.signal == SIGKILL ? "SIGKILL" : "SIGTERM"
+        print("failover: \(self.workers) clients × pin-unpin, session TTL \(granted), backoff cap \(backoffCap), \(self.kills) × \(signalName) to the leader")
 
         var rounds: [Round] = []
         for round in 1...self.kills {
@@ -137,27 +163,25 @@ struct FailoverBench {
             guard let leader = status.leader, let index = cluster.nodes.firstIndex(where: { $0.endpoint == leader.endpoint }) else {
                 throw BenchError("round \(round): no node leads: \(status)")
             }
-            tally.reset()
             let pid = try cluster.pid(of: index)
-            tally.state.withLock { $0.killedAt = .now }
-            kill(pid, SIGKILL)
-            let killedAt = tally.state.withLock { $0.killedAt! }
-            try await Self.waitUntil("a mutation acknowledged after the kill", timeout: .seconds(60)) {
-                tally.state.withLock { $0.firstAckAfterKill != nil }
-            }
-            // Every client's stall ends once it acknowledges again: give the slowest time.
-            try await Task.sleep(for: .seconds(2))
-            let (first, stall) = (tally.state.withLock { $0.firstAckAfterKill! }, tally.longestStall)
+            let killedAt = tally.kill(term: leader.term)
+            kill(pid, self.signal)
+            try await Self.waitUntil("every client acknowledged by the new leader", timeout: .seconds(60)) { tally.allBack }
+            let (first, stall) = tally.round
+            tally.endRound()
             let result = Round(leader: leader.name, recovery: first - killedAt, longestStall: stall)
             rounds.append(result)
             print(
-                "round \(round): killed \(leader.name) (term \(leader.term)); first acknowledgement after \(Self.seconds(result.recovery)), longest client stall \(Self.seconds(result.longestStall))"
+                "round \(round): killed \(leader.name) (term \(leader.term)); first acknowledgement by the new leader after \(Self.seconds(result.recovery)), longest client stall \(Self.seconds(result.longestStall))"
             )
-            // The killed node comes back from its command line and catches up as a standby.
+            // The killed node comes back from its command line and catches up as a standby
+            // (to where the log was when it came back).
+            let head = try await admin.clusterStatus().head?.index ?? 0
             try cluster.restart(index)
-            try await Self.waitUntil("\(leader.name) is back as a caught-up standby", timeout: .seconds(90)) {
+            let name = leader.name
+            try await Self.waitUntil("\(name) is back as a standby that caught up", timeout: .seconds(90)) {
                 let status = try await admin.clusterStatus()
-                return status.nodes.count == nodeCount && status.nodes.allSatisfy { $0.role != .standby || $0.lag == 0 } && status.leader != nil
+                return status.nodes.contains { $0.name == name && $0.role == .standby && $0.appliedIndex >= head } && status.leader != nil
             }
         }
         tally.running.store(false, ordering: .relaxed)

@@ -37,15 +37,17 @@ struct LeaseholdBench: AsyncParsableCommand {
     @Option(help: "failover: the directory of a cluster scripts/dev-cluster started (cluster.json).") var cluster: String?
     @Option(help: "failover: leader kills.") var kills: Int = 20
     @Option(help: "failover: time on each new leader before the next kill.") var settle: String = "3s"
+    @Option(help: "failover: KILL (a crash) or TERM (a graceful handover).") var signal: String = "KILL"
 
     func run() async throws {
         if self.workload == "failover" {
             guard let cluster = self.cluster else { throw ValidationError("failover needs --cluster DIR (scripts/dev-cluster up DIR)") }
+            guard let signal = ["KILL": SIGKILL, "TERM": SIGTERM][self.signal.uppercased()] else { throw ValidationError("--signal is KILL or TERM") }
             var logger = Logger(label: "bench")
             logger.logLevel = .critical
             let bench = FailoverBench(
                 directory: cluster, kills: self.kills, workers: self.connections, ttl: try parseDuration(self.ttl), settle: try parseDuration(self.settle),
-                logger: logger
+                signal: signal, logger: logger
             )
             try await bench.run()
             return
