@@ -340,4 +340,73 @@ struct ClusterNodeTests {
         try await etcdB.stop()
         try await EtcdTestCluster.client(members).delete(ClusterKeys(cluster: cluster).all.start, end: ClusterKeys(cluster: cluster).all.end)
     }
+    @Test("a storage target follows the leader: with a fence unacknowledged when the leader is lost, the blocks stay busy on the new leader until the target acknowledges there, and its feed goes on")
+    func targetFollowsTheLeader() async throws {
+        let members = try await EtcdMembers.shared()
+        let port = members.members[0].clientPort
+        let etcdA = try await FaultProxy.start(to: port)
+        let etcdB = try await FaultProxy.start(to: port)
+        let cluster = EtcdTestCluster.freshName()
+        _ = try await Self.initialize(cluster, members: members)
+        let tls = try Self.sharedTLS()
+        defer { try? FileManager.default.removeItem(atPath: tls) }
+        let a = try await Self.start(cluster: cluster, name: "a", endpoints: ["http://127.0.0.1:\(etcdA.port)"], tls: tls)
+        let b = try await Self.start(cluster: cluster, name: "b", endpoints: ["http://127.0.0.1:\(etcdB.port)"], tls: tls)
+        let (leader, standby) = try await Self.roles(a, b)
+        let files = TLSFiles(dataDirectory: tls)
+        for identity in ["target-1", "host-a", "host-b"] { _ = try files.issueClient(identity) }
+        var logger = Logger(label: "test.client")
+        logger.logLevel = .critical
+        func client(_ identity: String) async throws -> LeaseholdClient {
+            var configuration = ClientConfiguration.development(
+                dataDirectory: tls, identity: identity, endpoints: [a, b].map { HostPort(host: "127.0.0.1", port: $0.port) }
+            )
+            configuration.reconnectTimeout = .seconds(30)
+            return try await LeaseholdClient.connect(configuration, logger: logger)
+        }
+        let target = try await client("target-1")
+        let admin = try await client("admin")
+        var feed = target.fenceFeed().makeAsyncIterator()
+        try await eventually("the target is registered", timeout: .seconds(20)) { try await admin.targets().map(\.name) == ["target-1"] }
+
+        let holder = try await client("host-a")
+        let session = try await holder.openSession(ttl: .seconds(20))
+        let inode = try await session.createInode()
+        _ = try await session.pin(inode, ranges: [ByteRange(offset: 0, length: 3 * 4_096)], kind: .shortTerm(ttl: .seconds(20)), allocate: true)
+        let breaker = try await client("host-b")
+        let breaking = try await breaker.openSession(ttl: .seconds(20))
+        #expect(try await breaking.truncate(inode, size: 0).busyBlocks == 3)
+        let fence = try await admin.evict(session.id)
+        #expect(try await feed.next() == fence)
+
+        // The leader loses etcd before the target acknowledged; the standby takes over.
+        let cut = leader === a ? etcdA : etcdB
+        cut.refuse(true)
+        cut.cutAll()
+        try await eventually("the standby leads", timeout: .seconds(20)) { standby.role == .leader }
+        try await eventually("the admin client reached the new leader", timeout: .seconds(20)) {
+            (try? await admin.status()) != nil && admin.server.role == .leader && admin.server.epoch == standby.node.server.epoch
+        }
+        // Still busy on the new leader, past several release delays: the fence waits for the target.
+        try await Task.sleep(for: .milliseconds(500))
+        let busy = try await admin.busyExtents()
+        #expect(busy.count == 1 && busy.first?.fences.first?.waitingForTargets == ["target-1"], "\(busy)")
+        #expect(try await admin.status().volume.busyBlocks == 3)
+
+        // The target acknowledges on the new leader: the blocks go free.
+        let acknowledged = try await target.acknowledgeFence(fence.revision)
+        #expect(acknowledged.acknowledged == fence.revision)
+        try await eventually("the blocks go free after the release delay", timeout: .seconds(20)) { try await admin.status().volume.busyBlocks == 0 }
+        // Its feed followed the leader: the next fence, made by the new leader, arrives.
+        let second = try await admin.evict(breaking.id)
+        #expect(try await feed.next() == second)
+        #expect(try await admin.checkInvariants().isEmpty)
+        for client in [target, admin, holder, breaker] { client.close() }
+        cut.refuse(false)
+        await a.stop()
+        await b.stop()
+        try await etcdA.stop()
+        try await etcdB.stop()
+        try await EtcdTestCluster.client(members).delete(ClusterKeys(cluster: cluster).all.start, end: ClusterKeys(cluster: cluster).all.end)
+    }
 }
