@@ -174,6 +174,7 @@ final class ClientConnection: Sendable {
             return self.state.withLock { $0.machine.attemptFailed(.unreachable("\(error)"), now: .now) }
         }
         var next: ConnectionStateMachine.Action?
+        var ended: (any Error)?
         // A node that accepts the TCP connection and then says nothing (stopped, or cut
         // off) must not hold the client: the handshake has a deadline.
         let underlying = channel.channel
@@ -208,6 +209,7 @@ final class ClientConnection: Sendable {
             }
         } catch {
             self.logger.debug("connection ended", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
+            ended = error
         }
         if let next { return next }
         let (pending, action) = self.state.withLock { state -> ([EventLoopPromise<WireResponse>], ConnectionStateMachine.Action) in
@@ -218,8 +220,15 @@ final class ClientConnection: Sendable {
                 if let generation {
                     state.machine.connectionLost(generation: generation, now: .now)
                 } else {
-                    // The hello itself failed (TLS, closed, no answer).
-                    state.machine.attemptFailed(.unreachable(state.lastClosing ?? "no answer to Hello"), now: .now)
+                    // The hello itself failed: a TLS refusal (certificates) is the node's
+                    // answer; otherwise it took the connection and said nothing in time.
+                    if let tls = ended, tls is NIOSSLError || tls is BoringSSLError {
+                        state.machine.attemptFailed(
+                            .refused(LeaseholdError(code: .unavailable, message: "the TLS handshake with \(endpoint) failed: \(tls)")), now: .now
+                        )
+                    } else {
+                        state.machine.attemptFailed(.silent(state.lastClosing ?? "no answer to Hello"), now: .now)
+                    }
                 }
             return (state.pending.values.map(\.promise), action)
         }

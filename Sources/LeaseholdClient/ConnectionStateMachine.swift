@@ -24,8 +24,9 @@ import LeaseholdMessages
 ///
 /// Before the first accepted hello (``LeaseholdClient/connect(_:logger:)``): a refusal
 /// by the server (`Hello` answered with an error) fails at once; so does a first round
-/// in which no endpoint answered at all; when nodes answer but none leads yet, it keeps
-/// trying until the open deadline.
+/// in which no endpoint took a TCP connection; when nodes answer but none leads yet (or
+/// a node took the connection but did not finish the handshake), it keeps trying until
+/// the open deadline.
 struct ConnectionStateMachine {
     typealias Instant = ContinuousClock.Instant
 
@@ -50,8 +51,11 @@ struct ConnectionStateMachine {
 
     /// Why an attempt did not give an accepted connection.
     enum AttemptFailure: Equatable {
-        /// No TCP connection, TLS handshake or `Hello` answer.
+        /// No TCP connection.
         case unreachable(String)
+        /// Connected, but no TLS handshake or `Hello` answer (the node is there: a slow
+        /// or overloaded one is tried again until the open deadline).
+        case silent(String)
         /// The server answered `Hello` with an error (identity, protocol version).
         case refused(LeaseholdError)
     }
@@ -108,6 +112,9 @@ struct ConnectionStateMachine {
             if !self.opened { return self.fail(error) }
             self.noteFailure(endpoint, error.message)
         case .unreachable(let reason):
+            self.noteFailure(endpoint, reason)
+        case .silent(let reason):
+            self.anyAnswered = true
             self.noteFailure(endpoint, reason)
         }
         if !self.opened, !self.anyAnswered, self.failures >= self.endpoints.count, self.hint == nil {

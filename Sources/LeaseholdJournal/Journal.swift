@@ -55,6 +55,10 @@ public final class Journal: Sendable {
         public var sync: Duration
     }
 
+    /// Batches handed to the sink and not yet answered (cluster mode: etcd transactions
+    /// in flight).
+    public var batchesInFlight: Int { self.state.withLock { state in state.inFlight.filter { $0.sent && $0.outcome == nil }.count } }
+
     /// Figures for benchmarks and metrics.
     public struct Statistics: Sendable, Equatable {
         /// Batches made durable by the sink.

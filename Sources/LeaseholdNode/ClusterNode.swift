@@ -77,6 +77,8 @@ public final class ClusterNode: Service, Sendable {
 
     /// The highest log index this node applied or, leading, made durable.
     private let appliedIndex = Atomic<UInt64>(0)
+    /// A standby's lag behind the leader's report (metrics).
+    private let lag = Atomic<UInt64>(0)
     /// What the data directory says; rewritten as `appliedIndex` grows.
     private let mark: Mutex<ClusterMark>
     /// The node's SQLite copy of the committed log (`DATA/replica.db`); `nil` when it
@@ -97,6 +99,9 @@ public final class ClusterNode: Service, Sendable {
         self.logger = logger
         server.serveStandbyReads { [weak self] in self?.state.withLock { $0.current }?.loaded }
         server.serveClusterStatus { [weak self] in await self?.clusterStatus() ?? Leasehold_V1_ClusterStatus() }
+        server.serveClusterFigures { [weak self] in
+            ClusterFigures(appliedIndex: self?.appliedIndex.load(ordering: .relaxed) ?? 0, lag: self?.lag.load(ordering: .relaxed) ?? 0)
+        }
     }
 
     /// Binds the server as a standby; ``run()`` then takes part in the cluster. The server
@@ -244,6 +249,20 @@ public final class ClusterNode: Service, Sendable {
     /// The server's role now.
     public var role: NodeRole { self.server.role }
 
+    /// A standby's lag for the metrics: the leader's reported index minus its own, read
+    /// once a second from the reports (``NodeDirectory``); 0 on the leader.
+    func measureLag() async {
+        guard self.server.role == .standby else {
+            self.lag.store(0, ordering: .relaxed)
+            return
+        }
+        guard let reports = try? await NodeDirectory.read(client: self.client, keys: self.keys),
+            let leader = reports.first(where: { $0.role == .leader })
+        else { return }
+        let applied = self.appliedIndex.load(ordering: .relaxed)
+        self.lag.store(leader.appliedIndex > applied ? leader.appliedIndex - applied : 0, ordering: .relaxed)
+    }
+
     /// Serves until a graceful shutdown: then the server settles, the lease is revoked, and
     /// the etcd connections close.
     public func run() async throws {
@@ -256,6 +275,7 @@ public final class ClusterNode: Service, Sendable {
                 if let sink = self.state.withLock({ $0.sink }) { self.noteApplied(sink.durableIndex) }
                 self.recordApplied()
                 published = await self.publish(after: published)
+                await self.measureLag()
             }
         }
         do {
@@ -413,6 +433,7 @@ public final class ClusterNode: Service, Sendable {
             sink: sink, term: term, gate: { ended.isOpen && election.isWithinDeadline },
             onFailure: { [self] failure in self.leadershipEnded("the journal stopped: \(failure)", fence: ended) }
         )
+        self.server.countRoleChange(tookOver: true)
         // Graceful handover: once the server settled, revoke the lease at once so that a
         // standby wins now, not after the connections drained.
         self.server.whenSettled { await election.close() }
@@ -426,6 +447,7 @@ public final class ClusterNode: Service, Sendable {
         }
         ended.close()
         self.server.standDown(leader: nil, term: term, reason: reason)
+        self.server.countRoleChange(tookOver: false)
         self.state.withLock { $0.image = nil }
     }
 

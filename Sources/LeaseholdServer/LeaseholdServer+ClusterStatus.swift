@@ -16,6 +16,28 @@ extension LeaseholdServer {
         self.clusterStatusSource.withLock { $0 = source }
     }
 
+    /// Cluster mode: where the metrics' applied index and lag come from.
+    public func serveClusterFigures(from source: @escaping @Sendable () -> ClusterFigures) {
+        self.clusterFigures.withLock { $0 = source }
+    }
+
+    /// Counts a takeover (this node began to lead) or a stand-down in the metrics.
+    public func countRoleChange(tookOver: Bool) {
+        guard let metrics = self.metrics else { return }
+        if tookOver { metrics.takeovers.increment() } else { metrics.standDowns.increment() }
+    }
+
+    /// Sets the gauges when the metrics endpoint is scraped.
+    func sampleMetrics() {
+        guard let metrics = self.metrics else { return }
+        let serving = self.serving
+        serving?.owner.sampleMetrics(connections: self.connectedClients)
+        let (role, _, term) = self.announcedRole
+        metrics.sample(
+            role: role, term: term, cluster: self.clusterFigures.withLock { $0 }?(), batchesInFlight: serving?.journal.batchesInFlight ?? 0
+        )
+    }
+
     /// Client connections open now (past Hello).
     public var connectedClients: Int { self.connections.withLock { $0.count } }
 

@@ -67,6 +67,8 @@ public final class LeaseholdServer: Service, Sendable {
     let standbyReads = Mutex<StandbyReads?>(nil)
     /// Where `ClusterStatus` is answered from (cluster mode); `nil`: this node alone.
     let clusterStatusSource = Mutex<(@Sendable () async -> Leasehold_V1_ClusterStatus)?>(nil)
+    /// A cluster node's figures for the metrics; `nil` for a single node.
+    let clusterFigures = Mutex<(@Sendable () -> ClusterFigures)?>(nil)
 
     /// The port the server listens on (useful when configured with port 0).
     public let localPort: Int
@@ -214,7 +216,7 @@ public final class LeaseholdServer: Service, Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 if let endpoint = self.metricsEndpoint {
                     group.addTask {
-                        await endpoint.run { self.owner?.sampleMetrics(connections: self.connections.withLock { $0.count }) }
+                        await endpoint.run { self.sampleMetrics() }
                     }
                 }
                 try await self.serverChannel.executeThenClose { inbound in

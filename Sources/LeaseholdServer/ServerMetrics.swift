@@ -1,6 +1,7 @@
 import CoreMetrics
 import LeaseholdCore
 import LeaseholdJournal
+import LeaseholdMessages
 import Synchronization
 
 /// The server's metrics, made through a swift-metrics factory (Prometheus in
@@ -41,6 +42,14 @@ final class ServerMetrics: Sendable {
     let unresolvedFences: Gauge
     let connections: Gauge
     let epoch: Gauge
+    // Cluster mode.
+    let roles: [(NodeRole, Gauge)]
+    let term: Gauge
+    let appliedIndex: Gauge
+    let lag: Gauge
+    let batchesInFlight: Gauge
+    let takeovers: CoreMetrics.Counter
+    let standDowns: CoreMetrics.Counter
 
     /// Histogram buckets `leaseholdd` gives the Prometheus factory, by metric label.
     static let durationBuckets: [String: [Duration]] = [
@@ -88,6 +97,26 @@ final class ServerMetrics: Sendable {
         self.unresolvedFences = gauge("leasehold_unresolved_fences")
         self.connections = gauge("leasehold_connections")
         self.epoch = gauge("leasehold_epoch")
+        self.roles = [NodeRole.single, .leader, .standby].map {
+            ($0, Gauge(label: "leasehold_node_role", dimensions: [("role", $0.rawValue)], factory: factory))
+        }
+        self.term = gauge("leasehold_cluster_term")
+        self.appliedIndex = gauge("leasehold_cluster_applied_index")
+        self.lag = gauge("leasehold_cluster_lag_entries")
+        self.batchesInFlight = gauge("leasehold_journal_batches_in_flight")
+        self.takeovers = Counter(label: "leasehold_cluster_takeovers_total", factory: factory)
+        self.standDowns = Counter(label: "leasehold_cluster_stand_downs_total", factory: factory)
+    }
+
+    /// What a node is in its cluster, at scrape time.
+    func sample(role: NodeRole, term: UInt64, cluster: ClusterFigures?, batchesInFlight: Int) {
+        for (candidate, gauge) in self.roles { gauge.record(candidate == role ? 1 : 0) }
+        self.term.record(term)
+        self.batchesInFlight.record(batchesInFlight)
+        if let cluster {
+            self.appliedIndex.record(cluster.appliedIndex)
+            self.lag.record(cluster.lag)
+        }
     }
 
     /// Counts one answered request: `result` is `ok` or the error's name.
@@ -139,6 +168,19 @@ final class ServerMetrics: Sendable {
         self.unresolvedFences.record(status.unresolvedFences)
         self.connections.record(connections)
         self.epoch.record(status.epoch)
+    }
+}
+
+/// A cluster node's figures for the metrics (``LeaseholdServer/serveClusterFigures(from:)``).
+public struct ClusterFigures: Sendable {
+    /// The highest log index applied (a standby) or made durable (the leader).
+    public var appliedIndex: UInt64
+    /// Entries behind the leader, as of its last report (0 on the leader).
+    public var lag: UInt64
+
+    public init(appliedIndex: UInt64, lag: UInt64) {
+        self.appliedIndex = appliedIndex
+        self.lag = lag
     }
 }
 

@@ -155,6 +155,19 @@ struct ConnectionStateMachineTests {
         }
         #expect(error.code == .unavailable && error.message.contains("127.0.0.1:7001, 127.0.0.1:7002"), "\(error)")
 
+        // A node that took the connection but did not finish the handshake is there: tried
+        // again until the deadline.
+        var slow = Self.machine([Self.a])
+        _ = slow.start(now: t0, openTimeout: .seconds(5))
+        guard case .connect(Self.a, _) = slow.attemptFailed(.silent("no answer to Hello"), now: t0) else {
+            Issue.record("a silent node was given up at once")
+            return
+        }
+        guard case .fail = slow.attemptFailed(.silent("no answer to Hello"), now: t0 + .seconds(6)) else {
+            Issue.record("a silent node was tried past the deadline")
+            return
+        }
+
         var waiting = Self.machine([Self.a, Self.b])
         _ = waiting.start(now: t0, openTimeout: .seconds(5))
         var now = t0

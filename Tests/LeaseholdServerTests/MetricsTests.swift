@@ -4,6 +4,9 @@ import LeaseholdCore
 import LeaseholdTestSupport
 import NIOCore
 import NIOPosix
+import Synchronization
+import LeaseholdJournal
+import LeaseholdServer
 import Testing
 
 /// The Prometheus endpoint: off unless configured; when on, what it reports follows what
@@ -83,6 +86,29 @@ struct MetricsTests {
         #expect(missing.status == 404)
         holder.close()
         breaker.close()
+        try await cluster.stop()
+    }
+
+    @Test("cluster mode: the node's role, term, applied index, lag, batches in flight and takeovers are reported")
+    func clusterFigures() async throws {
+        let cluster = try await TestCluster.start(standby: true) { $0.metrics = .init(host: "127.0.0.1", port: 0) }
+        let port = try #require(cluster.server.metricsPort)
+        let applied = Mutex<(UInt64, UInt64)>((40, 3))
+        cluster.server.serveClusterFigures { applied.withLock { ClusterFigures(appliedIndex: $0.0, lag: $0.1) } }
+        cluster.server.setLeader("10.0.0.9:7420", term: 41)
+        var figures = try await Self.scrape(port: port)
+        #expect(figures[#"leasehold_node_role{role="standby"}"#] == 1 && figures[#"leasehold_node_role{role="leader"}"#] == 0, "\(figures)")
+        #expect(figures["leasehold_cluster_term"] == 41)
+        #expect(figures["leasehold_cluster_applied_index"] == 40 && figures["leasehold_cluster_lag_entries"] == 3)
+
+        try await cluster.server.lead(sink: InMemorySink(), term: 42, gate: { true }, onFailure: { Issue.record("journal stopped: \($0)") })
+        cluster.server.countRoleChange(tookOver: true)
+        applied.withLock { $0 = (45, 0) }
+        figures = try await Self.scrape(port: port)
+        #expect(figures[#"leasehold_node_role{role="leader"}"#] == 1 && figures[#"leasehold_node_role{role="standby"}"#] == 0, "\(figures)")
+        #expect(figures["leasehold_cluster_term"] == 42 && figures["leasehold_cluster_takeovers_total"] == 1)
+        #expect(figures["leasehold_cluster_applied_index"] == 45 && figures["leasehold_cluster_lag_entries"] == 0)
+        #expect(figures["leasehold_journal_batches_in_flight"] == 0)
         try await cluster.stop()
     }
 
