@@ -113,6 +113,9 @@ final class ClientConnection: Sendable {
     static func open(_ configuration: ClientConfiguration, logger: Logger) async throws -> ClientConnection {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv13
+        // A connection the client drops (a node that stopped answering) must not wait 5 s
+        // for the peer's close_notify.
+        tls.shutdownTimeout = .milliseconds(200)
         do {
             tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(configuration.caPath))
             tls.certificateChain = try NIOSSLCertificate.fromPEMFile(configuration.certificatePath).map { .certificate($0) }
@@ -222,10 +225,8 @@ final class ClientConnection: Sendable {
                 } else {
                     // The hello itself failed: a TLS refusal (certificates) is the node's
                     // answer; otherwise it took the connection and said nothing in time.
-                    if let tls = ended, tls is NIOSSLError || tls is BoringSSLError {
-                        state.machine.attemptFailed(
-                            .refused(LeaseholdError(code: .unavailable, message: "the TLS handshake with \(endpoint) failed: \(tls)")), now: .now
-                        )
+                    if let tls = ended, tls is NIOSSLError || tls is BoringSSLError, !"\(tls)".contains("EOF during handshake") {
+                        state.machine.attemptFailed(.tlsRefused("the TLS handshake failed: \(tls)"), now: .now)
                     } else {
                         state.machine.attemptFailed(.silent(state.lastClosing ?? "no answer to Hello"), now: .now)
                     }
@@ -288,9 +289,16 @@ final class ClientConnection: Sendable {
         let outbox = Outbox<ByteBuffer>(limit: Self.maxQueuedRequests)
         outbox.onOverflow { underlying.close(promise: nil) }
         let link = Link(outbox: outbox, channel: underlying, generation: generation, term: hello.term, isStandby: hello.role == .standby, isLeader: hello.role == .leader)
-        self.state.withLock { state in
+        let current = self.state.withLock { state -> Bool in
+            // Closed (or dropped) between the hello and here: nothing to serve.
+            guard state.machine.phase == .resuming(generation: generation) else { return false }
             state.link = link
             state.lastClosing = nil
+            return true
+        }
+        guard current else {
+            underlying.close(promise: nil)
+            return
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -306,6 +314,9 @@ final class ClientConnection: Sendable {
             group.addTask { await self.resumeListeners(link: link, epoch: hello.epoch) }
             defer {
                 outbox.finish()
+                // The reader ended: nothing more is answered on this link. Fail what waits
+                // now, before the group waits for its tasks (a listener's resume among them).
+                self.failPending(generation: generation)
                 group.cancelAll()
             }
             while let frame = try await frames.next() {
@@ -340,7 +351,31 @@ final class ClientConnection: Sendable {
             guard state.machine.notLeader(generation: generation, hint: hint) else { return nil }
             return state.link?.channel
         }
-        channel?.close(promise: nil)
+        guard let channel else { return }
+        // What waits on it is lost: retried on the next connection at once, not after the close.
+        self.failPending(generation: generation)
+        channel.close(promise: nil)
+    }
+
+    /// Fails the requests waiting on `generation` with `ConnectionLost`.
+    func failPending(generation: UInt64) {
+        let failed = self.state.withLock { state -> [EventLoopPromise<WireResponse>] in
+            let keys = state.pending.filter { $0.value.generation == generation }.map(\.key)
+            return keys.compactMap { state.pending.removeValue(forKey: $0)?.promise }
+        }
+        for promise in failed { promise.fail(ConnectionLost()) }
+    }
+
+    /// A leader answered `unavailable` on `generation`: it takes nothing new, but replies
+    /// to earlier requests may still come (a handover drains them). No new request goes
+    /// there; the connection closes when the node closes it, or after a short while.
+    func drain(generation: UInt64) {
+        let channel = self.state.withLock { state -> (any Channel)? in
+            guard state.machine.notLeader(generation: generation, hint: nil) else { return nil }
+            return state.link?.channel
+        }
+        guard let channel else { return }
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
     }
 
     var closingMessage: String? { self.state.withLock { $0.lastClosing } }
@@ -369,6 +404,12 @@ final class ClientConnection: Sendable {
                 listener?.received(push)
             case .closing(let closing)?:
                 self.state.withLock { $0.lastClosing = "\(closing.reason): \(closing.message)" }
+                // Another connection took one of this connection's sessions: it is theirs now.
+                if closing.reason == .superseded, closing.session != 0,
+                    let session = self.state.withLock({ $0.sessionListeners[SessionID(rawValue: closing.session)] }) as? LeaseholdSession
+                {
+                    session.superseded()
+                }
                 self.logger.info("the server is closing the connection", metadata: ["reason": "\(closing.reason)", "message": "\(closing.message)"])
             case .fence?, .event?:
                 let listeners = self.state.withLock { Array($0.otherListeners.values) }
@@ -441,10 +482,11 @@ final class ClientConnection: Sendable {
     func sendTracked(_ request: WireRequest, duringResume: Bool = false, answerWithin: Duration? = nil) async throws -> (response: WireResponse, term: UInt64) {
         let link = try await self.link(duringResume: duringResume)
         let promise = link.channel.eventLoop.makePromise(of: WireResponse.self)
-        if let answerWithin {
-            let channel = link.channel
-            let timer = link.channel.eventLoop.scheduleTask(in: TimeAmount(answerWithin)) {
-                channel.close(promise: nil)
+        // Re-establishing state on a node that then says nothing must not hold the client.
+        if let deadline = answerWithin ?? (duringResume ? Swift.max(self.configuration.handshakeTimeout, .seconds(5)) : nil) {
+            let generation = link.generation
+            let timer = link.channel.eventLoop.scheduleTask(in: TimeAmount(deadline)) { [weak self] in
+                self?.drop(generation: generation, hint: nil)
             }
             promise.futureResult.whenComplete { _ in timer.cancel() }
         }
@@ -473,11 +515,12 @@ final class ClientConnection: Sendable {
                 self.drop(generation: link.generation, hint: error.details.leaderEndpoint)
                 throw ConnectionLost(notRun: true)
             }
-            // A leader that lost etcd or its lease answers `unavailable`: another node
-            // leads or will. The request may have reached etcd, so it counts as lost
-            // (session mutations are retried with their slot and sequence).
+            // A leader that lost etcd or its lease, or hands over, answers `unavailable`:
+            // another node leads or will. The request may have reached etcd, so it counts
+            // as lost (session mutations are retried with their slot and sequence); the
+            // link drains: earlier requests' replies may still come.
             if error.code == .unavailable && link.isLeader {
-                self.drop(generation: link.generation, hint: nil)
+                self.drain(generation: link.generation)
                 throw ConnectionLost()
             }
         }

@@ -24,9 +24,9 @@ import LeaseholdMessages
 ///
 /// Before the first accepted hello (``LeaseholdClient/connect(_:logger:)``): a refusal
 /// by the server (`Hello` answered with an error) fails at once; so does a first round
-/// in which no endpoint took a TCP connection; when nodes answer but none leads yet (or
-/// a node took the connection but did not finish the handshake), it keeps trying until
-/// the open deadline.
+/// in which no endpoint took a TCP connection or passed the TLS certificate checks; when
+/// nodes answer but none leads yet (or a node took the connection but did not finish the
+/// handshake), it keeps trying until the open deadline.
 struct ConnectionStateMachine {
     typealias Instant = ContinuousClock.Instant
 
@@ -58,6 +58,9 @@ struct ConnectionStateMachine {
         case silent(String)
         /// The server answered `Hello` with an error (identity, protocol version).
         case refused(LeaseholdError)
+        /// The TLS handshake failed on a certificate (ours refused, or the node's not
+        /// trusted): final only once every endpoint of a round failed.
+        case tlsRefused(String)
     }
 
     let endpoints: [HostPort]
@@ -115,6 +118,8 @@ struct ConnectionStateMachine {
             self.noteFailure(endpoint, reason)
         case .silent(let reason):
             self.anyAnswered = true
+            self.noteFailure(endpoint, reason)
+        case .tlsRefused(let reason):
             self.noteFailure(endpoint, reason)
         }
         if !self.opened, !self.anyAnswered, self.failures >= self.endpoints.count, self.hint == nil {
@@ -215,6 +220,9 @@ struct ConnectionStateMachine {
         }
         let endpoint = self.endpoints[self.cursor % self.endpoints.count]
         self.cursor = (self.cursor + 1) % self.endpoints.count
+        // A new round over the endpoints may follow hints again (the leader a standby
+        // names changes while a failover goes on).
+        if self.cursor == 0 { self.hintsFollowed = 0 }
         self.phase = .connecting(endpoint)
         // The first round goes without a pause, then it doubles each round.
         let rounds = (self.failures - 1) / self.endpoints.count

@@ -165,15 +165,19 @@ public final class LeaseholdSession: Sendable {
     /// Ends the session locally: no more requests, keepalives or events after
     /// `preceding` (the push that told of the end, if any) and `.ended`.
     func end(_ error: LeaseholdError?, preceding: SessionEvent? = nil) {
-        let (first, tasks) = self.state.withLock { state -> (Bool, [Task<Void, Never>]) in
-            guard state.lease.end() else { return (false, []) }
+        let (first, tasks, lapsed) = self.state.withLock { state -> (Bool, [Task<Void, Never>], SessionLease.Change) in
+            // A deadline that passed before the end was learned is told first, in order
+            // (the watchdog may not have woken up yet).
+            let lapsed = error == nil ? .none : state.lease.tick(now: .now)
+            guard state.lease.end() else { return (false, [], .none) }
             state.endError = error
             defer { state.tasks = [] }
-            return (true, state.tasks)
+            return (true, state.tasks, lapsed)
         }
         guard first else { return }
         for task in tasks { task.cancel() }
         self.connection.unregister(session: self.id)
+        if case .jeopardy(let deadline) = lapsed { self.eventSink.yield(.jeopardy(deadline: deadline)) }
         if let preceding { self.eventSink.yield(preceding) }
         self.eventSink.yield(.ended(error))
         self.eventSink.finish()
@@ -410,6 +414,18 @@ extension LeaseholdSession: ConnectionListener {
     func received(_ push: WirePush) {
         guard case .sessionPush(let wire)? = push.body, let decoded = try? Push(wire: wire) else { return }
         self.deliver(decoded)
+    }
+
+    /// Another connection (another process, after a takeover with the secret) resumed the
+    /// session: this object stops for good instead of resuming it back, and the
+    /// application must stop DMA through its pins.
+    func superseded() {
+        self.end(
+            LeaseholdError(
+                code: .permissionDenied,
+                message: "session \(self.id) was resumed by another connection (superseded): this client no longer holds it; stop DMA through its pins"
+            )
+        )
     }
 
     /// The client was closed: the session lives on on the server until its TTL, but this

@@ -66,14 +66,14 @@ final class Connection: Sendable {
 
     /// Tells the peer why, stops accepting frames, and lets the outbox drain; the writer
     /// then closes the channel.
-    func close(_ reason: Leasehold_V1_Closing.Reason, _ message: String) {
+    func close(_ reason: Leasehold_V1_Closing.Reason, _ message: String, session: SessionID? = nil) {
         let first = self.state.withLock { state -> Bool in
             defer { state.closing = true }
             return !state.closing
         }
         guard first else { return }
         self.logger.info("closing connection", metadata: ["connection.reason": "\(reason)", "connection.message": "\(message)"])
-        self.outbox.send(.closing(reason, message))
+        self.outbox.send(.closing(reason, message, session: session))
         self.outbox.finish()
     }
 

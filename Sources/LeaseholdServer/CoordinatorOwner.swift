@@ -57,7 +57,7 @@ final class CoordinatorOwner: Sendable {
         /// A frame to send now: an immediate answer.
         case send(Connection, ServerMessage)
         /// A connection whose session was resumed elsewhere.
-        case close(Connection, Leasehold_V1_Closing.Reason, String)
+        case close(Connection, Leasehold_V1_Closing.Reason, String, session: SessionID? = nil)
         /// Run `tick(token)` at the deadline.
         case scheduleTick(Instant, token: UInt64)
         /// Count an answered request.
@@ -145,8 +145,8 @@ final class CoordinatorOwner: Sendable {
             switch action {
             case .send(let connection, let message):
                 self.deliver(message, to: connection)
-            case .close(let connection, let reason, let message):
-                connection.close(reason, message)
+            case .close(let connection, let reason, let message, let session):
+                connection.close(reason, message, session: session)
             case .scheduleTick(let deadline, let token):
                 self.timerLoop.scheduleTask(deadline: NIODeadline.uptimeNanoseconds(deadline.nanoseconds)) { [self] in
                     self.tick(token)
@@ -355,7 +355,7 @@ final class CoordinatorOwner: Sendable {
             for (key, waiters) in state.waiters where key.session == session {
                 state.waiters[key] = waiters.filter { $0.connection !== previous }
             }
-            step.actions.append(.close(previous, .superseded, "session \(session) was resumed on another connection"))
+            step.actions.append(.close(previous, .superseded, "session \(session) was resumed on another connection", session: session))
         }
         state.sessionConnections[session] = connection
         state.connectionSessions[ObjectIdentifier(connection), default: []].insert(session)

@@ -202,7 +202,9 @@ extension LeaseholdServer {
             return
         }
         if case .clusterStatus = body.command {
-            await self.answerClusterStatus(id: envelope.id, connection)
+            // It may wait on etcd's timeouts: not in front of this connection's other requests.
+            let id = envelope.id
+            Task { await self.answerClusterStatus(id: id, connection) }
             return
         }
         guard let serving = self.serving else {

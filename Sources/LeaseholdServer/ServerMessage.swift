@@ -27,7 +27,8 @@ enum ServerMessage: Sendable {
     /// An admin event, to a watcher.
     case event(Event)
     /// Why the server closes the connection (its last frame).
-    case closing(Leasehold_V1_Closing.Reason, String)
+    /// Why the connection closes; `session`: the one another connection resumed (superseded).
+    case closing(Leasehold_V1_Closing.Reason, String, session: SessionID? = nil)
 
     /// The request this frame answers; `nil` for pushes.
     var requestID: UInt64? {
@@ -77,10 +78,11 @@ enum ServerMessage: Sendable {
             var wire = WirePush()
             wire.event = event.wire
             return EnvelopeCodec.push(wire)
-        case .closing(let reason, let message):
+        case .closing(let reason, let message, let session):
             var wire = WirePush()
             wire.closing.reason = reason
             wire.closing.message = message
+            if let session { wire.closing.session = session.rawValue }
             return EnvelopeCodec.push(wire)
         }
     }

@@ -84,6 +84,30 @@ struct ConnectionStateMachineTests {
         #expect(relaxed.helloAnswered(Self.hello(.standby, term: 4, leader: Self.c), now: t0) == .resume(generation: 1))
     }
 
+    @Test("hints keep being followed round after round: a client that knows only A and B reaches the leader C that B names once the failover is over")
+    func hintsAcrossRounds() {
+        let t0 = ContinuousClock.now
+        var machine = Self.machine([Self.a, Self.b])
+        var action = machine.start(now: t0, openTimeout: .seconds(60))
+        var answers = 0
+        var reached = false
+        for _ in 0..<40 {
+            guard case .connect(let endpoint, _) = action else { break }
+            switch endpoint {
+            case Self.a: action = machine.attemptFailed(.unreachable("refused"), now: t0)
+            case Self.b:
+                // At first B still names the dead A; then the new leader C.
+                answers += 1
+                action = machine.helloAnswered(Self.hello(.standby, term: 5, leader: answers < 5 ? Self.a : Self.c), now: t0)
+            default:
+                action = machine.helloAnswered(Self.hello(.leader, term: 6), now: t0)
+                reached = true
+            }
+            if reached { break }
+        }
+        #expect(reached && action == .resume(generation: 1), "\(action)")
+    }
+
     @Test("a leader of an older term than one already seen is deposed without knowing it: refused")
     func olderTermRefused() {
         let t0 = ContinuousClock.now

@@ -121,6 +121,49 @@ struct ClusterNodeTests {
         return Node(name: name, directory: directory, node: node, port: port)
     }
 
+    /// Two nodes of a fresh cluster that reach etcd through a proxy each (to cut one off),
+    /// once one leads; ``stop()`` undoes all of it.
+    struct ProxiedPair {
+        let members: EtcdMembers
+        let cluster: String
+        let tls: String
+        let a: Node
+        let b: Node
+        let etcdA: FaultProxy
+        let etcdB: FaultProxy
+        let leader: Node
+        let standby: Node
+
+        /// The proxy between the leader and etcd.
+        var leaderEtcd: FaultProxy { self.leader === self.a ? self.etcdA : self.etcdB }
+
+        static func start() async throws -> ProxiedPair {
+            let members = try await EtcdMembers.shared()
+            let port = members.members[0].clientPort
+            let etcdA = try await FaultProxy.start(to: port)
+            let etcdB = try await FaultProxy.start(to: port)
+            let cluster = EtcdTestCluster.freshName()
+            _ = try await ClusterNodeTests.initialize(cluster, members: members)
+            let tls = try ClusterNodeTests.sharedTLS()
+            let a = try await ClusterNodeTests.start(cluster: cluster, name: "a", endpoints: ["http://127.0.0.1:\(etcdA.port)"], tls: tls)
+            let b = try await ClusterNodeTests.start(cluster: cluster, name: "b", endpoints: ["http://127.0.0.1:\(etcdB.port)"], tls: tls)
+            let (leader, standby) = try await ClusterNodeTests.roles(a, b)
+            return ProxiedPair(members: members, cluster: cluster, tls: tls, a: a, b: b, etcdA: etcdA, etcdB: etcdB, leader: leader, standby: standby)
+        }
+
+        func stop() async throws {
+            self.etcdA.refuse(false)
+            self.etcdB.refuse(false)
+            await self.a.stop()
+            await self.b.stop()
+            try await self.etcdA.stop()
+            try await self.etcdB.stop()
+            let keys = ClusterKeys(cluster: self.cluster)
+            try await EtcdTestCluster.client(self.members).delete(keys.all.start, end: keys.all.end)
+            try? FileManager.default.removeItem(atPath: self.tls)
+        }
+    }
+
     /// The two nodes once one leads and the other is its standby.
     static func roles(_ a: Node, _ b: Node, timeout: Duration = .seconds(30)) async throws -> (leader: Node, standby: Node) {
         try await eventually("one node leads, the other stands by", timeout: timeout) {
@@ -223,18 +266,9 @@ struct ClusterNodeTests {
 
     @Test("a leader cut off from etcd stops answering and stands down; the standby takes over with everything the leader acknowledged")
     func partitionedLeader() async throws {
-        let members = try await EtcdMembers.shared()
-        let port = members.members[0].clientPort
-        let proxyA = try await FaultProxy.start(to: port)
-        let proxyB = try await FaultProxy.start(to: port)
-        let cluster = EtcdTestCluster.freshName()
-        _ = try await Self.initialize(cluster, members: members)
-        let tls = try Self.sharedTLS()
-        defer { try? FileManager.default.removeItem(atPath: tls) }
-        let a = try await Self.start(cluster: cluster, name: "a", endpoints: ["http://127.0.0.1:\(proxyA.port)"], tls: tls)
-        let b = try await Self.start(cluster: cluster, name: "b", endpoints: ["http://127.0.0.1:\(proxyB.port)"], tls: tls)
-        let (leader, standby) = try await Self.roles(a, b)
-        let proxy = leader === a ? proxyA : proxyB
+        let pair = try await ProxiedPair.start()
+        let (tls, leader, standby) = (pair.tls, pair.leader, pair.standby)
+        let proxy = pair.leaderEtcd
 
         let host = try await leader.client("host-a", tls: tls)
         let session = try await host.openSession(name: "h", ttl: .seconds(20))
@@ -254,27 +288,13 @@ struct ClusterNodeTests {
         host.close()
         admin.close()
         again.close()
-        proxy.refuse(false)
-        await a.stop()
-        await b.stop()
-        try await proxyA.stop()
-        try await proxyB.stop()
-        try await EtcdTestCluster.client(members).delete(ClusterKeys(cluster: cluster).all.start, end: ClusterKeys(cluster: cluster).all.end)
+        try await pair.stop()
     }
     @Test("a client given every node follows the leader across a failover: the session goes on without a resume call or jeopardy, a mutation whose reply was lost runs once, nothing acknowledged is lost")
     func clientFollowsTheLeader() async throws {
-        let members = try await EtcdMembers.shared()
-        let port = members.members[0].clientPort
-        let etcdA = try await FaultProxy.start(to: port)
-        let etcdB = try await FaultProxy.start(to: port)
-        let cluster = EtcdTestCluster.freshName()
-        _ = try await Self.initialize(cluster, members: members)
-        let tls = try Self.sharedTLS()
-        defer { try? FileManager.default.removeItem(atPath: tls) }
-        let a = try await Self.start(cluster: cluster, name: "a", endpoints: ["http://127.0.0.1:\(etcdA.port)"], tls: tls)
-        let b = try await Self.start(cluster: cluster, name: "b", endpoints: ["http://127.0.0.1:\(etcdB.port)"], tls: tls)
-        let (leader, standby) = try await Self.roles(a, b)
-        let leaderEtcd = leader === a ? etcdA : etcdB
+        let pair = try await ProxiedPair.start()
+        let (tls, leader, standby) = (pair.tls, pair.leader, pair.standby)
+        let leaderEtcd = pair.leaderEtcd
         // The client reaches the leader through a proxy that can lose its replies; it is
         // given the standby's endpoint too, and nothing else about who leads.
         let front = try await FaultProxy.start(to: leader.port)
@@ -332,27 +352,13 @@ struct ClusterNodeTests {
         watching.cancel()
         client.close()
         admin.close()
-        leaderEtcd.refuse(false)
-        await a.stop()
-        await b.stop()
         try await front.stop()
-        try await etcdA.stop()
-        try await etcdB.stop()
-        try await EtcdTestCluster.client(members).delete(ClusterKeys(cluster: cluster).all.start, end: ClusterKeys(cluster: cluster).all.end)
+        try await pair.stop()
     }
     @Test("a storage target follows the leader: with a fence unacknowledged when the leader is lost, the blocks stay busy on the new leader until the target acknowledges there, and its feed goes on")
     func targetFollowsTheLeader() async throws {
-        let members = try await EtcdMembers.shared()
-        let port = members.members[0].clientPort
-        let etcdA = try await FaultProxy.start(to: port)
-        let etcdB = try await FaultProxy.start(to: port)
-        let cluster = EtcdTestCluster.freshName()
-        _ = try await Self.initialize(cluster, members: members)
-        let tls = try Self.sharedTLS()
-        defer { try? FileManager.default.removeItem(atPath: tls) }
-        let a = try await Self.start(cluster: cluster, name: "a", endpoints: ["http://127.0.0.1:\(etcdA.port)"], tls: tls)
-        let b = try await Self.start(cluster: cluster, name: "b", endpoints: ["http://127.0.0.1:\(etcdB.port)"], tls: tls)
-        let (leader, standby) = try await Self.roles(a, b)
+        let pair = try await ProxiedPair.start()
+        let (tls, a, b, standby) = (pair.tls, pair.a, pair.b, pair.standby)
         let files = TLSFiles(dataDirectory: tls)
         for identity in ["target-1", "host-a", "host-b"] { _ = try files.issueClient(identity) }
         var logger = Logger(label: "test.client")
@@ -368,6 +374,9 @@ struct ClusterNodeTests {
         let admin = try await client("admin")
         var feed = target.fenceFeed().makeAsyncIterator()
         try await eventually("the target is registered", timeout: .seconds(20)) { try await admin.targets().map(\.name) == ["target-1"] }
+        // The admin event watch follows the leader too.
+        let watcher = try await client("admin")
+        var watch = watcher.watchEvents().makeAsyncIterator()
 
         let holder = try await client("host-a")
         let session = try await holder.openSession(ttl: .seconds(20))
@@ -380,7 +389,7 @@ struct ClusterNodeTests {
         #expect(try await feed.next() == fence)
 
         // The leader loses etcd before the target acknowledged; the standby takes over.
-        let cut = leader === a ? etcdA : etcdB
+        let cut = pair.leaderEtcd
         cut.refuse(true)
         cut.cutAll()
         try await eventually("the standby leads", timeout: .seconds(20)) { standby.role == .leader }
@@ -400,13 +409,18 @@ struct ClusterNodeTests {
         // Its feed followed the leader: the next fence, made by the new leader, arrives.
         let second = try await admin.evict(breaking.id)
         #expect(try await feed.next() == second)
+        // The watch saw every event once, in order, across the failover, up to the second
+        // eviction made by the new leader.
+        var revisions: [EventRevision] = []
+        var sawSecond = false
+        while !sawSecond, let event = try await watch.next() {
+            revisions.append(event.revision)
+            if case .sessionEvicted(let evicted, _, _) = event.kind, evicted == breaking.id { sawSecond = true }
+        }
+        #expect(sawSecond && revisions == revisions.sorted() && Set(revisions).count == revisions.count, "\(revisions)")
+        watcher.close()
         #expect(try await admin.checkInvariants().isEmpty)
         for client in [target, admin, holder, breaker] { client.close() }
-        cut.refuse(false)
-        await a.stop()
-        await b.stop()
-        try await etcdA.stop()
-        try await etcdB.stop()
-        try await EtcdTestCluster.client(members).delete(ClusterKeys(cluster: cluster).all.start, end: ClusterKeys(cluster: cluster).all.end)
+        try await pair.stop()
     }
 }

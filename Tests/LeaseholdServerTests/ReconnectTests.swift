@@ -115,9 +115,11 @@ struct ReconnectTests {
         let proxy = try await FaultProxy.start(to: cluster.port)
         let client = try await cluster.client("gpu-0") {
             Self.throughProxy(&$0, proxy)
-            $0.jeopardyMargin = .seconds(1)
+            $0.jeopardyMargin = .seconds(3)
         }
-        let session = try await client.openSession(ttl: .seconds(2))
+        // Jeopardy 3 s after the last renewal; the resume after the cut then has 3 s to
+        // bring it back (slack for the starved first seconds of a full run on 2 cores).
+        let session = try await client.openSession(ttl: .seconds(6))
         let events = EventLog(session)
         proxy.refuse(true)
         proxy.cutAll()
@@ -160,6 +162,32 @@ struct ReconnectTests {
         client.close()
         admin.close()
         try await proxy.stop()
+        try await cluster.stop()
+    }
+    @Test("a session resumed by another process is superseded: the first client ends it (permissionDenied) instead of resuming it back, and its other sessions go on")
+    func superseded() async throws {
+        let cluster = try await TestCluster.start()
+        let first = try await cluster.client("gpu-0")
+        let taken = try await first.openSession(ttl: .seconds(10))
+        let kept = try await first.openSession(ttl: .seconds(10))
+        let events = EventLog(taken)
+        let inode = try await taken.createInode()
+        let second = try await cluster.client("gpu-0")
+        let resumed = try await second.resumeSession(taken.id, secret: taken.secret)
+        let ended = try await events.first("ended") { event -> LeaseholdError?? in
+            if case .ended(let error) = event { return .some(error) }
+            return nil
+        }
+        #expect(ended?.code == .permissionDenied && ended?.message.contains("superseded") == true, "\(String(describing: ended))")
+        #expect(taken.leaseState == .ended)
+        // The first client reconnected for its other session without taking the first back.
+        _ = try await kept.createInode()
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await resumed.allocate(inode, ByteRange(offset: 0, length: 4_096))
+        let admin = try await cluster.client()
+        let listed = try await admin.sessions()
+        #expect(listed.count == 2 && listed.allSatisfy(\.connected))
+        for client in [first, second, admin] { client.close() }
         try await cluster.stop()
     }
 }

@@ -68,8 +68,9 @@ struct TLSTests {
         ).write(certificate: scratch + "/expired.pem", key: scratch + "/expired-key.pem")
         try await self.expectRefused(cluster, certificate: scratch + "/expired.pem", key: scratch + "/expired-key.pem")
 
-        // The library reports a refused handshake as `unavailable`, at once (it does not
-        // wait for a node that answered).
+        // The library reports a refused handshake as `unavailable`: at once when the alert
+        // arrives, within its reconnect timeout (5 s here) when the server's close comes
+        // first (it then reads like a node that took the connection and said nothing).
         let asked = ContinuousClock.now
         let error = await #expect(throws: LeaseholdError.self) {
             var configuration = try cluster.configuration("admin")
@@ -78,7 +79,7 @@ struct TLSTests {
             _ = try await LeaseholdClient.connect(configuration)
         }
         #expect(error?.code == .unavailable)
-        #expect(ContinuousClock.now - asked < .seconds(4), "the refusal took \(ContinuousClock.now - asked)")
+        #expect(ContinuousClock.now - asked < .seconds(15), "the refusal took \(ContinuousClock.now - asked)")
 
         let admin = try await cluster.client()
         #expect(admin.server.identity == "admin")

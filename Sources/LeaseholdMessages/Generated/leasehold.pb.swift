@@ -4109,6 +4109,10 @@ public nonisolated struct Leasehold_V1_Closing: Sendable {
 
   public var message: String = String()
 
+  /// REASON_SUPERSEDED: the session another connection resumed. The client that held it
+  /// must stop acting for it (and stop DMA through its pins), not resume it again.
+  public var session: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum Reason: SwiftProtobuf.Enum, Swift.CaseIterable {
@@ -11471,7 +11475,7 @@ nonisolated extension Leasehold_V1_SessionExpiring: SwiftProtobuf.Message, Swift
 
 nonisolated extension Leasehold_V1_Closing: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Closing"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reason\0\u{1}message\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reason\0\u{1}message\0\u{1}session\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -11481,6 +11485,7 @@ nonisolated extension Leasehold_V1_Closing: SwiftProtobuf.Message, SwiftProtobuf
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularEnumField(value: &self.reason) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.session) }()
       default: break
       }
     }
@@ -11493,12 +11498,16 @@ nonisolated extension Leasehold_V1_Closing: SwiftProtobuf.Message, SwiftProtobuf
     if !self.message.isEmpty {
       try visitor.visitSingularStringField(value: self.message, fieldNumber: 2)
     }
+    if self.session != 0 {
+      try visitor.visitSingularUInt64Field(value: self.session, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Leasehold_V1_Closing, rhs: Leasehold_V1_Closing) -> Bool {
     if lhs.reason != rhs.reason {return false}
     if lhs.message != rhs.message {return false}
+    if lhs.session != rhs.session {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
