@@ -225,7 +225,7 @@ final class ClientConnection: Sendable {
                 } else {
                     // The hello itself failed: a TLS refusal (certificates) is the node's
                     // answer; otherwise it took the connection and said nothing in time.
-                    if let tls = ended, tls is NIOSSLError || tls is BoringSSLError, !"\(tls)".contains("EOF during handshake") {
+                    if let tls = ended, tls is NIOSSLError || tls is BoringSSLError, Self.isCertificateRefusal("\(tls)") {
                         state.machine.attemptFailed(.tlsRefused("the TLS handshake failed: \(tls)"), now: .now)
                     } else {
                         state.machine.attemptFailed(.silent(state.lastClosing ?? "no answer to Hello"), now: .now)
@@ -355,6 +355,12 @@ final class ClientConnection: Sendable {
         // What waits on it is lost: retried on the next connection at once, not after the close.
         self.failPending(generation: generation)
         channel.close(promise: nil)
+    }
+
+    /// Whether a TLS failure is about certificates (ours refused by an alert, or the
+    /// node's not trusted), not a peer that closed the connection (EOF, unclean shutdown).
+    static func isCertificateRefusal(_ description: String) -> Bool {
+        description.contains("CERTIFICATE") || description.contains("ALERT")
     }
 
     /// Fails the requests waiting on `generation` with `ConnectionLost`.
