@@ -139,15 +139,19 @@ struct CrashTests {
         process.arguments = [database, String(seed)] + (acknowledgeBeforeCommit ? ["--ack-before-commit"] : [])
         let pipe = Pipe()
         process.standardOutput = pipe
-        let received = Mutex(Data())
+        // Only the handler reads the pipe, to its end (an empty read): reading the rest
+        // elsewhere as well could interleave chunks and cut a line in the middle.
+        let received = Mutex((data: Data(), ended: false))
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
-            received.withLock { $0.append(data) }
+            received.withLock { state in
+                if data.isEmpty { state.ended = true } else { state.data.append(data) }
+            }
         }
         try process.run()
         let ready = Data("READY\n".utf8)
         let deadline = ContinuousClock.now + .seconds(120)
-        while !received.withLock({ $0.starts(with: ready) }) {
+        while !received.withLock({ $0.data.starts(with: ready) }) {
             guard process.isRunning, ContinuousClock.now < deadline else {
                 process.terminate()
                 throw HelperFailed(message: "the helper did not start (running: \(process.isRunning))")
@@ -157,7 +161,7 @@ struct CrashTests {
         // From the first acknowledgement on: on a loaded machine the helper's first commits
         // after READY can take longer than the shortest delay, and a round that
         // acknowledged nothing checks nothing.
-        while received.withLock({ $0.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).count }) < 3 {
+        while received.withLock({ $0.data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).count }) < 3 {
             guard process.isRunning, ContinuousClock.now < deadline else {
                 process.terminate()
                 throw HelperFailed(message: "the helper acknowledged nothing (running: \(process.isRunning))")
@@ -167,9 +171,10 @@ struct CrashTests {
         try await Task.sleep(for: delay)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+        let drained = ContinuousClock.now + .seconds(10)
+        while !received.withLock({ $0.ended }), ContinuousClock.now < drained { try await Task.sleep(for: .milliseconds(1)) }
         pipe.fileHandleForReading.readabilityHandler = nil
-        let rest = (try? pipe.fileHandleForReading.readToEnd()) ?? nil
-        let output = received.withLock { $0 } + (rest ?? Data())
+        let output = received.withLock { $0.data }
         let decoder = JSONDecoder()
         var lines = output.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).dropFirst()
         // The kill may cut the last line short; every complete line decodes.
