@@ -71,7 +71,7 @@ public struct TLSFiles: Sendable, Hashable {
     /// Issues a certificate for both ends (an etcd member on 127.0.0.1 and localhost) from
     /// the development CA, as `peers/NAME.pem` and `peers/NAME-key.pem`.
     /// - Returns: the certificate and key paths.
-    public func issuePeer(_ name: String) throws -> (certificate: String, key: String) {
+    public func issuePeer(_ name: String, validity: Duration = .seconds(365 * 86_400)) throws -> (certificate: String, key: String) {
         try Self.validateIdentity(name)
         guard self.exists else { throw CertificateError.missingFile(self.caCertificate) }
         let authority = try CertificateAuthority(
@@ -79,7 +79,11 @@ public struct TLSFiles: Sendable, Hashable {
             privateKeyPEM: try String(contentsOfFile: self.caKey, encoding: .utf8)
         )
         try FileManager.default.createDirectory(atPath: self.path("peers"), withIntermediateDirectories: true)
-        let files = try authority.issue(commonName: name, usage: .peer(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"]))
+        let files = try authority.issue(
+            commonName: name,
+            usage: .peer(dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"]),
+            notValidAfter: Date().addingTimeInterval(TimeInterval(validity.components.seconds))
+        )
         let paths = (self.path("peers/\(name).pem"), self.path("peers/\(name)-key.pem"))
         try files.write(certificate: paths.0, key: paths.1)
         return paths

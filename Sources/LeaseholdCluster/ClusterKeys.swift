@@ -65,10 +65,18 @@ public struct ClusterKeys: Sendable, Hashable {
     /// The latest checkpoint.
     public var checkpoint: String { self.prefix + "checkpoint" }
 
-    /// The pieces of the checkpoint at `index`.
-    public func checkpointParts(_ index: UInt64) -> String { self.prefix + "cpart/" + Self.padded(index) + "/" }
+    /// The pieces of the checkpoint at `index` that `writer` wrote (the attempt's random
+    /// token; empty: the first builds' layout without one).
+    public func checkpointParts(_ index: UInt64, writer: String) -> String {
+        self.prefix + "cpart/" + Self.padded(index) + "/" + (writer.isEmpty ? "" : writer + "/")
+    }
 
-    public func checkpointPart(_ index: UInt64, _ k: Int) -> String { self.checkpointParts(index) + Self.padded(UInt64(k), digits: 6) }
+    public func checkpointPart(_ index: UInt64, writer: String, _ k: Int) -> String {
+        self.checkpointParts(index, writer: writer) + Self.padded(UInt64(k), digits: 6)
+    }
+
+    /// A new writer token for ``checkpointParts(_:writer:)``.
+    public static func newWriter() -> String { Self.hex(UInt64.random(in: .min ... .max)) }
 
     /// Every checkpoint piece.
     public var checkpointPartsAll: (start: String, end: String) { (self.prefix + "cpart/", etcdPrefixEnd(self.prefix + "cpart/")) }

@@ -40,6 +40,9 @@ public struct ClusterVolume: Sendable, Hashable {
         let headAbsent = EtcdCompare.createRevision(keys.head, equals: 0)
         let checkpointAbsent = EtcdCompare.createRevision(keys.checkpoint, equals: 0)
         var operations: [EtcdOperation] = [.put(keys.volume, try self.message.serializedBytes())]
+        // The parts this attempt wrote, under its own writer token: removed again when
+        // another init won (a racing import's parts are never the ones read).
+        var written: String?
         if let importing {
             guard importing.state.volume?.geometry == self.geometry else {
                 throw ClusterVolumeError("the imported volume's geometry \(importing.state.volume.map { "\($0.geometry)" } ?? "(none)") is not \(self.geometry)")
@@ -49,6 +52,7 @@ public struct ClusterVolume: Sendable, Hashable {
             let checkpoint = try await LogCompactor.writeParts(
                 of: image, client: client, keys: keys, guard: absent, partBytes: 512 << 10
             ) { ClusterVolumeError("cluster '\(keys.prefix)' has a volume already: nothing imported") }
+            written = keys.checkpointParts(image.position.index, writer: checkpoint.writer)
             var head = Leasehold_Cluster_V1_LogHead()
             head.term = image.position.term
             head.index = image.position.index
@@ -57,6 +61,7 @@ public struct ClusterVolume: Sendable, Hashable {
         }
         let result = try await client.txn([absent, headAbsent, checkpointAbsent], success: operations, failure: [.range(keys.volume)])
         guard result.succeeded else {
+            if let written { _ = try? await client.delete(written, end: etcdPrefixEnd(written)) }
             let existing = try? await Self.read(client: client, keys: keys)
             throw ClusterVolumeError(
                 existing.map { "the cluster under \(keys.prefix) was initialized already (volume \($0.uuid))" }

@@ -77,6 +77,11 @@ public final class EtcdSink: JournalSink {
     public let client: EtcdClient
     let limits: Limits
     private let state = Mutex(State())
+    private let written = Atomic<UInt64>(0)
+
+    /// The bytes of log entries and their parts this sink has made durable (what the
+    /// compaction policy bounds).
+    public var bytesWritten: UInt64 { self.written.load(ordering: .relaxed) }
 
     /// - Parameters:
     ///   - leadership: the leader key and term to write under; `nil` for a sink that only
@@ -252,6 +257,7 @@ public final class EtcdSink: JournalSink {
                     let key = self.keys.part(item.pending.batch.position.index, term: leadership.term, k)
                     let result = try await self.client.txn([guardLeader], success: [.put(key, part)], failure: [.range(leadership.key)])
                     guard result.succeeded else { return (0, .deposed(self.deposedReason(leadership, found: result.ranges.first?.kvs.first))) }
+                    self.written.add(UInt64(part.count), ordering: .relaxed)
                 }
             }
             // Each round writes, or learns from the leader key and the head how much of the
@@ -272,6 +278,7 @@ public final class EtcdSink: JournalSink {
                         [guardLeader, .modRevision(self.keys.head, equals: known.revision)], success: success, failure: readBack
                     )
                     if result.succeeded {
+                        self.written.add(rest.reduce(0) { $0 + UInt64($1.entry.count) }, ordering: .relaxed)
                         head = KnownHead(index: last.index, revision: result.revision)
                         self.state.withLock { $0.head = head }
                         let sync = ContinuousClock.now - started

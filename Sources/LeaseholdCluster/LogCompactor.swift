@@ -34,12 +34,21 @@ public struct LogCompactor: Sendable {
     ///   ``LeaderElectionError`` when this node no longer leads.
     @discardableResult
     public func compact(minimumEntries: UInt64) async throws -> LogPosition? {
+        try await self.compact { $0 >= minimumEntries }
+    }
+
+    /// Writes a checkpoint when `due` says so, given how many entries follow the current
+    /// one.
+    /// - Returns: the position of the checkpoint written, `nil` when it was not due.
+    @discardableResult
+    public func compact(when due: (UInt64) -> Bool) async throws -> LogPosition? {
         let reader = LogReader(client: self.client, keys: self.keys)
         let head = try await reader.head()
         guard let headPosition = head.position else { return nil }
         let current = try await self.client.range(self.keys.checkpoint, revision: head.revision).kvs.first
             .map { try Leasehold_Cluster_V1_Checkpoint(serializedBytes: $0.value) }
-        guard headPosition.index >= (current?.index ?? 0) + minimumEntries else { return nil }
+        let following = headPosition.index > (current?.index ?? 0) ? headPosition.index - (current?.index ?? 0) : 0
+        guard due(following) else { return nil }
         let caught = try await reader.catchUp(from: nil)
         guard let image = caught.state else { return nil }
 
@@ -55,7 +64,7 @@ public struct LogCompactor: Sendable {
         // Every other checkpoint's parts: the one replaced, and any an interrupted attempt
         // left behind.
         let all = self.keys.checkpointPartsAll
-        let mine = self.keys.checkpointParts(image.position.index)
+        let mine = self.keys.checkpointParts(image.position.index, writer: checkpoint.writer)
         operations.append(.delete(all.start, end: mine))
         operations.append(.delete(etcdPrefixEnd(mine), end: all.end))
         let result = try await self.client.txn([guardLeader], success: operations, failure: [])
@@ -64,20 +73,28 @@ public struct LogCompactor: Sendable {
         return image.position
     }
 
-    /// Writes `image` as the parts of a checkpoint, each put guarded by `compare`.
+    /// Writes `image` as the parts of a checkpoint, each put guarded by `compare`, under a
+    /// new writer token (another attempt at the same index writes under its own).
     /// - Returns: the checkpoint message naming them, for the caller's final transaction.
     /// - Throws: `refused()` when the guard fails, or an ``EtcdError``.
     static func writeParts(
         of image: LoadedState, client: EtcdClient, keys: ClusterKeys, guard compare: EtcdCompare, partBytes: Int, refused: () -> any Error
     ) async throws -> Leasehold_Cluster_V1_Checkpoint {
         let bytes = try JournalBatch(position: image.position, changeSets: [image.state.changeSet]).message.serializedBytes() as [UInt8]
+        let writer = ClusterKeys.newWriter()
         var count = 0
         var offset = 0
         while offset < bytes.count || count == 0 {
             let end = min(offset + partBytes, bytes.count)
-            let key = keys.checkpointPart(image.position.index, count)
+            let key = keys.checkpointPart(image.position.index, writer: writer, count)
             let result = try await client.txn([compare], success: [.put(key, Array(bytes[offset..<end]))], failure: [])
-            guard result.succeeded else { throw refused() }
+            guard result.succeeded else {
+                // Nothing names this writer's parts: remove those written (best effort;
+                // the next checkpoint removes every part but its own anyway).
+                let mine = keys.checkpointParts(image.position.index, writer: writer)
+                _ = try? await client.delete(mine, end: etcdPrefixEnd(mine))
+                throw refused()
+            }
             offset = end
             count += 1
         }
@@ -85,6 +102,7 @@ public struct LogCompactor: Sendable {
         checkpoint.format = 1
         checkpoint.term = image.position.term
         checkpoint.index = image.position.index
+        checkpoint.writer = writer
         checkpoint.parts.count = UInt32(count)
         checkpoint.parts.size = UInt64(bytes.count)
         checkpoint.parts.sha256 = Data(SHA256.hash(data: bytes))

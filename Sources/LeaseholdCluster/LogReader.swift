@@ -79,7 +79,7 @@ struct LogReader {
         guard checkpoint.format >= 1 && checkpoint.format <= 1 else {
             throw EtcdSinkError("the checkpoint has format \(checkpoint.format), which this version does not read (1)")
         }
-        let prefix = self.keys.checkpointParts(checkpoint.index)
+        let prefix = self.keys.checkpointParts(checkpoint.index, writer: checkpoint.writer)
         let range = try await self.client.range(prefix, end: etcdPrefixEnd(prefix), revision: revision)
         let bytes = range.kvs.flatMap(\.value)
         guard range.kvs.count == Int(checkpoint.parts.count), bytes.count == Int(checkpoint.parts.size),

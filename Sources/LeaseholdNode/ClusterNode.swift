@@ -34,11 +34,9 @@ public final class ClusterNode: Service, Sendable {
         /// What clients are told to connect to when this node leads.
         public var advertise: String
         public var leaderTTL: Duration
-        /// The leader writes a checkpoint and deletes the entries before it once this many
-        /// follow the last one (docs/cluster.md, "Compaction").
-        public var compactAfterEntries: UInt64 = 10_000
-        /// How often the leader looks.
-        public var compactionCheck: Duration = .seconds(10)
+        /// When the leader writes a checkpoint and deletes the entries before it: by
+        /// entries, bytes and age (docs/cluster.md, "Compaction").
+        public var compaction = CompactionPolicy()
 
         public init(etcd: EtcdConfiguration, cluster: String, node: String, advertise: String, leaderTTL: Duration = .seconds(5)) {
             self.etcd = etcd
@@ -437,7 +435,7 @@ public final class ClusterNode: Service, Sendable {
         // Graceful handover: once the server settled, revoke the lease at once so that a
         // standby wins now, not after the connections drained.
         self.server.whenSettled { await election.close() }
-        let compaction = Task { await self.compact(LogCompactor(client: self.client, keys: self.keys, leadership: sink.leadership!)) }
+        let compaction = Task { await self.compact(LogCompactor(client: self.client, keys: self.keys, leadership: sink.leadership!), sink: sink) }
         let reason = await self.waitForEnd()
         compaction.cancel()
         if self.state.withLock({ $0.stopping }) {
@@ -451,13 +449,21 @@ public final class ClusterNode: Service, Sendable {
         self.state.withLock { $0.image = nil }
     }
 
-    /// While leading: a checkpoint every ``Configuration/compactAfterEntries`` entries.
-    private func compact(_ compactor: LogCompactor) async {
+    /// While leading: a checkpoint whenever ``Configuration/compaction`` says one is due.
+    private func compact(_ compactor: LogCompactor, sink: EtcdSink) async {
+        var trigger = CompactionTrigger(policy: self.configuration.compaction, bytesWritten: sink.bytesWritten)
         while !Task.isCancelled {
             do {
-                try await Task.sleep(for: self.configuration.compactionCheck)
-                if let position = try await compactor.compact(minimumEntries: self.configuration.compactAfterEntries) {
-                    self.logger.notice("log compacted", metadata: ["log.checkpoint": "\(position)"])
+                try await Task.sleep(for: trigger.policy.check)
+                var reason: CompactionTrigger.Reason?
+                let written = sink.bytesWritten
+                let position = try await compactor.compact { entries in
+                    reason = trigger.due(entriesAfterCheckpoint: entries, bytesWritten: written, now: .now)
+                    return reason != nil
+                }
+                if let position {
+                    trigger.compacted(bytesWritten: written)
+                    self.logger.notice("log compacted", metadata: ["log.checkpoint": "\(position)", "log.compaction.reason": "\(reason.map { "\($0)" } ?? "")"])
                 }
             } catch is CancellationError {
                 return

@@ -17,6 +17,10 @@ struct FailoverBench {
         var leader: String
         var recovery: Duration
         var longestStall: Duration
+        /// The etcd member that led raft before the signal and once every client was back
+        /// (`nil`: none said so); reported apart, since an etcd election costs writes too.
+        var etcdLeaders: (before: String?, after: String?)
+        var etcdLeaderChanged: Bool { self.etcdLeaders.before != self.etcdLeaders.after }
     }
 
     /// What the workers share: acknowledgement times around each kill, and what their
@@ -164,19 +168,25 @@ struct FailoverBench {
                 throw BenchError("round \(round): no node leads: \(status)")
             }
             let pid = try cluster.pid(of: index)
+            let etcdLeaderBefore = status.etcdMembers.first(where: \.leader)?.name
             let killedAt = tally.kill(term: leader.term)
             kill(pid, self.signal)
             try await Self.waitUntil("every client acknowledged by the new leader", timeout: .seconds(60)) { tally.allBack }
             let (first, stall) = tally.round
             tally.endRound()
-            let result = Round(leader: leader.name, recovery: first - killedAt, longestStall: stall)
+            let after = try await admin.clusterStatus()
+            let result = Round(
+                leader: leader.name, recovery: first - killedAt, longestStall: stall,
+                etcdLeaders: (etcdLeaderBefore, after.etcdMembers.first(where: \.leader)?.name)
+            )
             rounds.append(result)
+            let etcdNote = result.etcdLeaderChanged ? "; etcd leader changed \(result.etcdLeaders.before ?? "none") → \(result.etcdLeaders.after ?? "none")" : ""
             print(
-                "round \(round): killed \(leader.name) (term \(leader.term)); first acknowledgement by the new leader after \(Self.seconds(result.recovery)), longest client stall \(Self.seconds(result.longestStall))"
+                "round \(round): \(signalName) \(leader.name) (term \(leader.term)); first acknowledgement by the new leader after \(Self.seconds(result.recovery)), longest client stall \(Self.seconds(result.longestStall))\(etcdNote)"
             )
             // The killed node comes back from its command line and catches up as a standby
             // (to where the log was when it came back).
-            let head = try await admin.clusterStatus().head?.index ?? 0
+            let head = after.head?.index ?? 0
             try cluster.restart(index)
             let name = leader.name
             try await Self.waitUntil("\(name) is back as a standby that caught up", timeout: .seconds(90)) {
@@ -195,6 +205,11 @@ struct FailoverBench {
         print("kills \(rounds.count); operations \(state.operations)")
         print("first acknowledgement after the kill: p50 \(Self.seconds(recoveries[recoveries.count / 2])), max \(Self.seconds(recoveries.last!))")
         print("longest client stall: p50 \(Self.seconds(stalls[stalls.count / 2])), max \(Self.seconds(stalls.last!))")
+        let quiet = rounds.filter { !$0.etcdLeaderChanged }.map(\.recovery).sorted()
+        print(
+            "rounds with an etcd leader change: \(rounds.count - quiet.count)"
+                + (quiet.count < rounds.count && !quiet.isEmpty ? "; without them: first acknowledgement p50 \(Self.seconds(quiet[quiet.count / 2])), max \(Self.seconds(quiet.last!))" : "")
+        )
         print("sessions in jeopardy: \(state.jeopardies); sessions ended: \(state.endings.count); worker errors: \(state.errors.count)")
         for line in (state.endings + state.errors).prefix(10) { print("  \(line)") }
         let check = try await admin.checkInvariants()

@@ -168,10 +168,13 @@ struct Certs: ParsableCommand {
         @Argument(help: "The client's identity.") var name: String
         @Option(help: "Data directory (default ./leasehold-data).") var dataDir: String = "./leasehold-data"
         @Option(help: "Validity (default 365 days), e.g. 30d is written 720h.") var validity: String = "8760h"
+        @Flag(help: "A certificate for both ends (an etcd member on 127.0.0.1: its clients' server and its own gateway's client), as tls/peers/NAME.pem.")
+        var peer = false
 
         func run() throws {
             guard let validity = Duration(text: self.validity) else { throw ValidationError("validity: '\(self.validity)' is not a duration") }
-            let paths = try TLSFiles(dataDirectory: self.dataDir).issueClient(self.name, validity: validity)
+            let files = TLSFiles(dataDirectory: self.dataDir)
+            let paths = try self.peer ? files.issuePeer(self.name, validity: validity) : files.issueClient(self.name, validity: validity)
             print("certificate: \(paths.certificate)\nkey:         \(paths.key)")
         }
     }

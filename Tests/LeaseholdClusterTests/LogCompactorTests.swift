@@ -3,6 +3,7 @@ import LeaseholdClusterTestSupport
 import LeaseholdCore
 import LeaseholdEtcd
 import LeaseholdJournal
+import LeaseholdMessages
 import LeaseholdTestSupport
 import Testing
 
@@ -47,7 +48,9 @@ struct LogCompactorTests {
         // A second checkpoint replaces the first one's parts too.
         #expect(try await compactor.compact(minimumEntries: 10) == journal.position)
         let pieces = try await sink.client.range(sink.keys.checkpointPartsAll.start, end: sink.keys.checkpointPartsAll.end, keysOnly: true)
-        #expect(pieces.kvs.allSatisfy { $0.key.hasPrefix(sink.keys.checkpointParts(journal.position.index)) })
+        let written = try Leasehold_Cluster_V1_Checkpoint(serializedBytes: try #require(try await sink.client.range(sink.keys.checkpoint).kvs.first).value)
+        #expect(written.writer.count == 16, "the parts are under a writer token: '\(written.writer)'")
+        #expect(!pieces.kvs.isEmpty && pieces.kvs.allSatisfy { $0.key.hasPrefix(sink.keys.checkpointParts(journal.position.index, writer: written.writer)) })
 
         // Deposed: the lease ends; compaction refuses.
         try await leader.run(20, batchEach: true)

@@ -1,9 +1,11 @@
 import Foundation
 import LeaseholdClient
-import LeaseholdCluster
+@testable import LeaseholdCluster
 import LeaseholdClusterTestSupport
 import LeaseholdCore
+import LeaseholdEtcd
 import LeaseholdJournal
+import LeaseholdMessages
 import LeaseholdNode
 import LeaseholdStore
 import LeaseholdTestSupport
@@ -125,6 +127,56 @@ struct ClusterIdentityTests {
         await a.stop()
         let keys = ClusterKeys(cluster: cluster)
         try await EtcdTestCluster.client(members).delete(keys.all.start, end: keys.all.end)
+    }
+
+    /// A single node's state with `files` files of 8 blocks.
+    static func singleNodeState(files: Int) throws -> PersistentState {
+        var configuration = Harness.configuration()
+        configuration.geometry = try VolumeGeometry(blockSize: 4_096, blockCount: 1 << 16)
+        var harness = Harness(configuration: configuration)
+        guard case .sessionOpened(let grant) = try harness.call(.openSession(name: "h", ttl: .seconds(30), slots: 4, secret: SessionSecret(high: 1, low: UInt64(files))), as: Caller(identity: "host-a")) else {
+            throw ClusterVolumeError("openSession failed")
+        }
+        for _ in 0..<files { _ = harness.file(in: grant.session, blocks: 8) }
+        return harness.persisted
+    }
+
+    @Test("two writers of a checkpoint at one index keep apart: each checkpoint reads back whole; of two racing imports one wins and only its parts stay")
+    func racingImports() async throws {
+        let members = try await EtcdMembers.shared()
+        let client = EtcdTestCluster.client(members)
+        let position = LogPosition(term: 0, index: 7)
+        let first = LoadedState(state: try Self.singleNodeState(files: 30), position: position)
+        let second = LoadedState(state: try Self.singleNodeState(files: 3), position: position)
+
+        // The interleaving that broke the first layout: the second writer's parts land
+        // after the first's, at the same index, before the first's final transaction.
+        let keys = ClusterKeys(cluster: EtcdTestCluster.freshName())
+        let absent = EtcdCompare.createRevision(keys.volume, equals: 0)
+        let a = try await LogCompactor.writeParts(of: first, client: client, keys: keys, guard: absent, partBytes: 1_024) { ClusterVolumeError("refused") }
+        let b = try await LogCompactor.writeParts(of: second, client: client, keys: keys, guard: absent, partBytes: 1_024) { ClusterVolumeError("refused") }
+        #expect(a.parts.count > 1 && a.writer != b.writer)
+        var head = Leasehold_Cluster_V1_LogHead()
+        head.index = position.index
+        _ = try await client.txn([], success: [.put(keys.checkpoint, try a.serializedBytes()), .put(keys.head, try head.serializedBytes())], failure: [])
+        let loaded = try #require(try await EtcdSink(client: client, keys: keys, leadership: nil).load())
+        #expect(loaded.state.differences(from: first.state).isEmpty, "the first writer's checkpoint reads back whole")
+        try await client.delete(keys.all.start, end: keys.all.end)
+
+        // Two imports at once: one wins; the loser's parts are removed; the winner's load.
+        let cluster = EtcdTestCluster.freshName()
+        let raced = ClusterKeys(cluster: cluster)
+        async let one: Bool = { (try? await Nodes.initialize(cluster, members: members, importing: first)) != nil }()
+        async let two: Bool = { (try? await Nodes.initialize(cluster, members: members, importing: second)) != nil }()
+        let (oneWon, twoWon) = await (one, two)
+        #expect(oneWon != twoWon, "exactly one import wins: \(oneWon), \(twoWon)")
+        let winner = try #require(try await EtcdSink(client: client, keys: raced, leadership: nil).load())
+        #expect(winner.state.differences(from: (oneWon ? first : second).state).isEmpty)
+        let checkpoint = try Leasehold_Cluster_V1_Checkpoint(serializedBytes: try #require(try await client.range(raced.checkpoint).kvs.first).value)
+        let parts = try await client.range(raced.checkpointPartsAll.start, end: raced.checkpointPartsAll.end, keysOnly: true)
+        #expect(parts.kvs.count == Int(checkpoint.parts.count), "only the winner's parts stay")
+        #expect(parts.kvs.allSatisfy { $0.key.hasPrefix(raced.checkpointParts(position.index, writer: checkpoint.writer)) })
+        try await client.delete(raced.all.start, end: raced.all.end)
     }
 
     @Test("a standby writes what it applies into its local SQLite copy; a running node stops serving when etcd is initialized again under it")

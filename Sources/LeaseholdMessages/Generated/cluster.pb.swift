@@ -135,7 +135,8 @@ public nonisolated struct Leasehold_Cluster_V1_NodeInfo: Sendable {
 /// The state at a log position, the value of `checkpoint`: entries up to `index` are
 /// deleted once it is written. Its bytes (a serialized leasehold.journal.v1.Batch holding
 /// the whole image as one change set) are the concatenation of the values of
-/// `cpart/<index>/<k>` for k in 0..<parts.count.
+/// `cpart/<index>/<writer>/<k>` for k in 0..<parts.count (`cpart/<index>/<k>` when
+/// `writer` is empty, as the first builds wrote them).
 public nonisolated struct Leasehold_Cluster_V1_Checkpoint: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -156,6 +157,10 @@ public nonisolated struct Leasehold_Cluster_V1_Checkpoint: Sendable {
   public var hasParts: Bool {self._parts != nil}
   /// Clears the value of `parts`. Subsequent reads from it will return its default value.
   public mutating func clearParts() {self._parts = nil}
+
+  /// A random token of the attempt that wrote the parts (16 hex digits): two writers of a
+  /// checkpoint at one index (two racing imports) never write under each other's keys.
+  public var writer: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -466,7 +471,7 @@ nonisolated extension Leasehold_Cluster_V1_NodeInfo: SwiftProtobuf.Message, Swif
 
 nonisolated extension Leasehold_Cluster_V1_Checkpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Checkpoint"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}format\0\u{1}term\0\u{1}index\0\u{1}parts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}format\0\u{1}term\0\u{1}index\0\u{1}parts\0\u{1}writer\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -478,6 +483,7 @@ nonisolated extension Leasehold_Cluster_V1_Checkpoint: SwiftProtobuf.Message, Sw
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.index) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._parts) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.writer) }()
       default: break
       }
     }
@@ -500,6 +506,9 @@ nonisolated extension Leasehold_Cluster_V1_Checkpoint: SwiftProtobuf.Message, Sw
     try { if let v = self._parts {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
+    if !self.writer.isEmpty {
+      try visitor.visitSingularStringField(value: self.writer, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -508,6 +517,7 @@ nonisolated extension Leasehold_Cluster_V1_Checkpoint: SwiftProtobuf.Message, Sw
     if lhs.term != rhs.term {return false}
     if lhs.index != rhs.index {return false}
     if lhs._parts != rhs._parts {return false}
+    if lhs.writer != rhs.writer {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
