@@ -132,6 +132,7 @@ let package = Package(
             name: "LeaseholdNode",
             dependencies: [
                 "LeaseholdServer",
+                "LeaseholdClient",
                 "LeaseholdStore",
                 "LeaseholdCluster",
                 "LeaseholdEtcd",

@@ -99,7 +99,7 @@ public struct ClusterVolume: Sendable, Hashable {
 }
 
 /// The settings every node of a cluster serves with: the Coordinator's TTL bounds and
-/// timers, and who has the admin and target roles.
+/// timers, and who has the admin, target and node roles.
 public struct ClusterSettings: Sendable, Hashable {
     public var minimumTTL: Duration
     public var defaultTTL: Duration
@@ -111,8 +111,10 @@ public struct ClusterSettings: Sendable, Hashable {
     public var eventHistory: Int
     public var admins: Set<String>
     public var targets: Set<String>
+    /// Identities with the node role: they may copy a node's snapshot (peers joining).
+    public var nodes: Set<String>
 
-    public init(coordinator: CoordinatorConfiguration, admins: Set<String>, targets: Set<String>) {
+    public init(coordinator: CoordinatorConfiguration, admins: Set<String>, targets: Set<String>, nodes: Set<String> = []) {
         self.minimumTTL = coordinator.minimumTTL
         self.defaultTTL = coordinator.defaultTTL
         self.maximumTTL = coordinator.maximumTTL
@@ -123,6 +125,7 @@ public struct ClusterSettings: Sendable, Hashable {
         self.eventHistory = coordinator.eventHistory
         self.admins = admins
         self.targets = targets
+        self.nodes = nodes
     }
 
     /// `coordinator` with these settings and `geometry`.
@@ -152,6 +155,7 @@ public struct ClusterSettings: Sendable, Hashable {
         message.eventHistory = UInt64(Swift.max(0, self.eventHistory))
         message.admins = self.admins.sorted()
         message.targets = self.targets.sorted()
+        message.nodes = self.nodes.sorted()
         return message
     }
 
@@ -171,6 +175,7 @@ public struct ClusterSettings: Sendable, Hashable {
         }
         self.admins = Set(message.admins)
         self.targets = Set(message.targets)
+        self.nodes = Set(message.nodes)
         guard self.minimumTTL > .zero, self.minimumTTL <= self.defaultTTL, self.defaultTTL <= self.maximumTTL else {
             throw ClusterVolumeError("the cluster's TTLs do not satisfy 0 < min <= default <= max")
         }

@@ -1,6 +1,7 @@
 import LeaseholdCore
 import LeaseholdEtcd
 import LeaseholdJournal
+import LeaseholdMessages
 
 /// How a standby tails the committed log (docs/cluster.md, "Standbys"): it applies
 /// entries in index order and only committed ones. An entry is committed once its
@@ -27,6 +28,13 @@ public struct LogFollower: Sendable {
     public func head(at revision: Int64 = 0) async throws -> (position: LogPosition?, revision: Int64) {
         let head = try await LogReader(client: self.client, keys: self.keys).head(at: revision)
         return (head.position, head.revision)
+    }
+
+    /// The index of the checkpoint now (`nil`: none): an image below it cannot catch up
+    /// from the log alone.
+    public func checkpointIndex() async throws -> UInt64? {
+        guard let kv = try await self.client.range(self.keys.checkpoint).kvs.first else { return nil }
+        return try Leasehold_Cluster_V1_Checkpoint(serializedBytes: kv.value).index
     }
 
     /// The state at the head, read at one revision: `image` with the entries after it, or

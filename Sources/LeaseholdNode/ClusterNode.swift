@@ -37,6 +37,9 @@ public final class ClusterNode: Service, Sendable {
         /// When the leader writes a checkpoint and deletes the entries before it: by
         /// entries, bytes and age (docs/cluster.md, "Compaction").
         public var compaction = CompactionPolicy()
+        /// The certificate this node presents to copy a peer's snapshot when its image is
+        /// behind the checkpoint (``PeerSnapshots``); `nil`: it reads etcd's checkpoint.
+        public var peerIdentity: PeerSnapshots.Identity?
 
         public init(etcd: EtcdConfiguration, cluster: String, node: String, advertise: String, leaderTTL: Duration = .seconds(5)) {
             self.etcd = etcd
@@ -77,6 +80,7 @@ public final class ClusterNode: Service, Sendable {
     private let appliedIndex = Atomic<UInt64>(0)
     /// A standby's lag behind the leader's report (metrics).
     private let lag = Atomic<UInt64>(0)
+    private let copiedFromPeers = Atomic<Int>(0)
     /// What the data directory says; rewritten as `appliedIndex` grows.
     private let mark: Mutex<ClusterMark>
     /// The node's SQLite copy of the committed log (`DATA/replica.db`); `nil` when it
@@ -176,6 +180,7 @@ public final class ClusterNode: Service, Sendable {
         server.coordinator = volume.settings.applied(to: server.coordinator, geometry: volume.geometry)
         server.admins = volume.settings.admins
         server.targets = volume.settings.targets
+        server.nodeIdentities = volume.settings.nodes
         logger.notice(
             "serving the cluster's volume",
             metadata: [
@@ -356,6 +361,7 @@ public final class ClusterNode: Service, Sendable {
         if base == nil, let copy = self.localCopy {
             base = try? await copy.load()
         }
+        if let copied = await self.copyFromPeer(behind: base, follower: follower) { base = copied }
         let caught = try await follower.catchUp(from: base)
         let image = Image(caught.state ?? LoadedState(state: PersistentState(), position: .zero))
         self.noteApplied(image.position.index)
@@ -386,6 +392,28 @@ public final class ClusterNode: Service, Sendable {
         }
         await election.close()
         self.state.withLock { $0.election = nil }
+    }
+
+    /// Snapshots this node copied from a peer (``PeerSnapshots``) instead of reading etcd's
+    /// checkpoint.
+    public var snapshotsCopiedFromPeers: Int { self.copiedFromPeers.load(ordering: .relaxed) }
+
+    /// A peer's snapshot when `base` is behind the checkpoint; `nil` when none is needed,
+    /// none is configured, or no peer gave one (the catch-up then reads etcd's checkpoint).
+    private func copyFromPeer(behind base: LoadedState?, follower: LogFollower) async -> LoadedState? {
+        guard let identity = self.configuration.peerIdentity,
+            let checkpoint = try? await follower.checkpointIndex(), checkpoint > (base?.position.index ?? 0),
+            let peers = try? await NodeDirectory.read(client: self.client, keys: self.keys)
+        else { return nil }
+        let copier = PeerSnapshots(identity: identity, node: self.configuration.node, logger: self.logger)
+        let geometry = self.server.configuration.coordinator.geometry
+        guard let (image, peer) = await copier.copy(from: peers, atLeast: checkpoint, geometry: geometry, into: self.server.configuration.dataDirectory) else {
+            self.logger.notice("no peer gave a snapshot at or past the checkpoint; reading etcd's", metadata: ["log.checkpoint": "\(checkpoint)"])
+            return nil
+        }
+        self.copiedFromPeers.add(1, ordering: .relaxed)
+        self.logger.notice("caught up from a peer's snapshot", metadata: ["peer": "\(peer)", "snapshot.position": "\(image.position)", "log.checkpoint": "\(checkpoint)"])
+        return image
     }
 
     /// Campaigns while following the log; once won, leads until the leadership ends.

@@ -208,6 +208,15 @@ extension LeaseholdServer {
             return
         }
         guard let serving = self.serving else {
+            // A standby's snapshot: what a peer joining copies (and admins may).
+            if case .createSnapshot = body.command {
+                await self.createStandbySnapshot(id: envelope.id, connection)
+                return
+            }
+            if case .readSnapshot(let name, let offset, let length) = body.command {
+                self.readSnapshot(id: envelope.id, connection, name: name, offset: offset, length: length)
+                return
+            }
             if case .core(let command) = body.command, command.isAdminQuery, let reads = self.standbyReads.withLock({ $0 }),
                 let (reply, position) = reads.answer(command, caller: connection.caller)
             {

@@ -11,15 +11,26 @@ import LeaseholdWire
 // writes go on); `ReadSnapshot` hands it out in chunks of at most 1 MiB and removes it
 // after the last one. A snapshot file opens as a sink of the same kind (the SQLite one as
 // a normal data directory's database).
+//
+// A cluster's standby answers both too (docs/cluster.md, "Joining"): its snapshot is an
+// image file (`ImageFile`) of the committed log it applied, at the position it names, so
+// a node joining, or one behind the checkpoint, copies it from a peer instead of from
+// etcd. Admins and the cluster's node identities may copy snapshots.
 
 extension LeaseholdServer {
     var snapshotDirectory: String { (self.configuration.dataDirectory as NSString).appendingPathComponent("snapshots") }
 
-    func createSnapshot(id: UInt64, _ connection: Connection) async {
-        guard connection.caller.isAdmin else {
-            connection.reply(id, .failure(.permissionDenied("createSnapshot needs the admin role; '\(connection.caller.identity)' does not have it")))
-            return
+    /// Admins, and a cluster's node identities (a peer copying this node's snapshot).
+    func maySnapshot(_ caller: Caller, _ request: String, id: UInt64, _ connection: Connection) -> Bool {
+        guard caller.isAdmin || self.configuration.nodeIdentities.contains(caller.identity) else {
+            connection.reply(id, .failure(.permissionDenied("\(request) needs the admin role (in a cluster, the node role will do); '\(caller.identity)' has neither")))
+            return false
         }
+        return true
+    }
+
+    func createSnapshot(id: UInt64, _ connection: Connection) async {
+        guard self.maySnapshot(connection.caller, "createSnapshot", id: id, connection) else { return }
         guard let serving = self.serving else {
             connection.reply(id, .failure(self.notLeader))
             return
@@ -53,16 +64,36 @@ extension LeaseholdServer {
         }
     }
 
-    func readSnapshot(id: UInt64, _ connection: Connection, name: String, offset: UInt64, length: UInt32) {
-        guard let serving = self.serving else {
+    /// A standby's snapshot: an image file of the committed log it applied.
+    func createStandbySnapshot(id: UInt64, _ connection: Connection) async {
+        guard self.maySnapshot(connection.caller, "createSnapshot", id: id, connection) else { return }
+        guard let image = self.standbyReads.withLock({ $0 })?.source() else {
             connection.reply(id, .failure(self.notLeader))
             return
         }
-        guard connection.caller.isAdmin else {
-            connection.reply(id, .failure(.permissionDenied("readSnapshot needs the admin role; '\(connection.caller.identity)' does not have it")))
-            return
+        let name = "snapshot-standby-\(image.position.term)-\(image.position.index)-\(UInt32.random(in: .min ... .max)).image"
+        let path = (self.snapshotDirectory as NSString).appendingPathComponent(name)
+        do {
+            try FileManager.default.createDirectory(atPath: self.snapshotDirectory, withIntermediateDirectories: true)
+            try ImageFile.write(image.state, at: image.position, to: path)
+            let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber
+            connection.logger.notice(
+                "snapshot created",
+                metadata: ["snapshot.name": "\(name)", "snapshot.bytes": "\(size?.uint64Value ?? 0)", "snapshot.position": "\(image.position)"]
+            )
+            var response = WireResponse()
+            response.snapshotCreated.name = name
+            response.snapshotCreated.size = size?.uint64Value ?? 0
+            connection.send(.response(id: id, response))
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            connection.reply(id, .failure(LeaseholdError(code: .unavailable, message: "the snapshot failed: \(error)")))
         }
-        guard name.hasPrefix("snapshot-"), name.hasSuffix(".db"), !name.contains("/"), !name.contains("..") else {
+    }
+
+    func readSnapshot(id: UInt64, _ connection: Connection, name: String, offset: UInt64, length: UInt32) {
+        guard self.maySnapshot(connection.caller, "readSnapshot", id: id, connection) else { return }
+        guard name.hasPrefix("snapshot-"), name.hasSuffix(".db") || name.hasSuffix(".image"), !name.contains("/"), !name.contains("..") else {
             connection.reply(id, .failure(.invalidArgument("'\(name)' is not a snapshot name made by createSnapshot")))
             return
         }
@@ -82,7 +113,12 @@ extension LeaseholdServer {
             response.snapshotChunk.data = data
             response.snapshotChunk.last = last
             if last { try? FileManager.default.removeItem(atPath: path) }
-            serving.owner.deliver(.response(id: id, response), to: connection)
+            // A leader's answer passes its gate; a standby's is what it already applied.
+            if let serving = self.serving {
+                serving.owner.deliver(.response(id: id, response), to: connection)
+            } else {
+                connection.send(.response(id: id, response))
+            }
         } catch {
             connection.reply(id, .failure(.invalidArgument("cannot read snapshot '\(name)' at offset \(offset): \(error)")))
         }

@@ -25,6 +25,8 @@ public struct ServerConfiguration: Sendable {
     public var admins: Set<String> = ["admin"]
     /// Identities with the target role.
     public var targets: Set<String> = []
+    /// A cluster's node identities: they may copy snapshots, as a peer joining does.
+    public var nodeIdentities: Set<String> = []
     /// Coordinator settings; `geometry` applies at the first start only.
     public var coordinator = CoordinatorConfiguration()
     /// Largest frame accepted and sent.

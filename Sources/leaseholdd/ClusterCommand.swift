@@ -62,7 +62,9 @@ struct ClusterCommand: AsyncParsableCommand {
             }
             let cluster = ClusterVolume(
                 geometry: coordinator.geometry,
-                settings: ClusterSettings(coordinator: coordinator, admins: self.volume.admins(lookup), targets: self.volume.targets(lookup))
+                settings: ClusterSettings(
+                    coordinator: coordinator, admins: self.volume.admins(lookup), targets: self.volume.targets(lookup), nodes: self.volume.nodeIdentities(lookup)
+                )
             )
             let client = EtcdClient(etcd)
             do {

@@ -11,7 +11,7 @@ struct ConfigFile {
         "data-dir", "listen", "block-size", "block-count", "min-ttl", "default-ttl", "max-ttl", "max-short-term-pin",
         "recall-timeout", "release-delay", "max-wait", "event-history", "admin", "target", "cert", "key", "client-ca", "max-frame-bytes",
         "max-in-flight", "log-level", "event-loop-threads", "metrics", "hello-timeout", "etcd-endpoints", "etcd-ca", "etcd-cert",
-        "etcd-key", "cluster", "node", "advertise", "leader-ttl",
+        "etcd-key", "cluster", "node", "advertise", "leader-ttl", "node-identity", "peer-cert", "peer-key",
     ]
 
     init() {}

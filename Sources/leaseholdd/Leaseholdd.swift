@@ -49,6 +49,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Cluster mode: host:port clients are told to connect to when this node leads (default: --listen).") var advertise: String?
     @Option(help: "Cluster mode: TTL of the node's etcd lease, the leadership lease (default 5s; etcd may grant more).")
     var leaderTtl: String?
+    @Option(help: "Cluster mode: a client certificate of a node-role identity (PEM), to copy a peer's snapshot when this node is behind the checkpoint (default: read it from etcd).")
+    var peerCert: String?
+    @Option(help: "Cluster mode: its key (PEM).") var peerKey: String?
 
     func run() async throws {
         let lookup = try Lookup(config: self.config)
@@ -125,10 +128,19 @@ struct Serve: AsyncParsableCommand {
                     metadata: ["ignored": "\(ignored.joined(separator: ", "))"]
                 )
             }
-            let clusterNode = try await ClusterNode.start(
-                configuration: ClusterNode.Configuration(etcd: etcd, cluster: cluster, node: node, advertise: advertise, leaderTTL: ttl),
-                server: configuration, logger: logger
-            )
+            var nodeConfiguration = ClusterNode.Configuration(etcd: etcd, cluster: cluster, node: node, advertise: advertise, leaderTTL: ttl)
+            switch (lookup.value(self.peerCert, "peer-cert"), lookup.value(self.peerKey, "peer-key")) {
+            case (nil, nil):
+                break
+            case (let cert?, let key?):
+                // Peers' server certificates chain to the CA that signs client certificates
+                // (one CA per cluster), or the data directory's development CA.
+                let ca = clientCA ?? TLSFiles(dataDirectory: dataDirectory).caCertificate
+                nodeConfiguration.peerIdentity = PeerSnapshots.Identity(certificatePath: cert, keyPath: key, caPath: ca)
+            default:
+                throw ValidationError("peer-cert and peer-key go together")
+            }
+            let clusterNode = try await ClusterNode.start(configuration: nodeConfiguration, server: configuration, logger: logger)
             let group = ServiceGroup(services: [clusterNode], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
             return

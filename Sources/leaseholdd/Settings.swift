@@ -60,6 +60,8 @@ struct VolumeOptions: ParsableArguments {
     @Option(help: "Admin events the durable history keeps, 0...1000000 (default 10000; 0: none, watchers get live events only).") var eventHistory: Int?
     @Option(help: "An identity with the admin role; repeatable (default: admin).") var admin: [String] = []
     @Option(help: "An identity with the storage-target role; repeatable.") var target: [String] = []
+    @Option(help: "Cluster mode: an identity with the node role (nodes present it to copy a peer's snapshot); repeatable.")
+    var nodeIdentity: [String] = []
 
     /// The keys of these options that were given (by flag, environment or file).
     func given(_ lookup: Lookup) -> [String] {
@@ -69,7 +71,7 @@ struct VolumeOptions: ParsableArguments {
             (self.recallTimeout, "recall-timeout"), (self.releaseDelay, "release-delay"), (self.maxWait, "max-wait"),
             (self.eventHistory.map { "\($0)" }, "event-history"),
         ]
-        return single.filter { lookup.value($0.0, $0.1) != nil }.map(\.1) + [(self.admin, "admin"), (self.target, "target")].filter {
+        return single.filter { lookup.value($0.0, $0.1) != nil }.map(\.1) + [(self.admin, "admin"), (self.target, "target"), (self.nodeIdentity, "node-identity")].filter {
             lookup.list($0.0, $0.1) != nil
         }.map(\.1)
     }
@@ -104,6 +106,7 @@ struct VolumeOptions: ParsableArguments {
 
     func admins(_ lookup: Lookup) -> Set<String> { lookup.list(self.admin, "admin").map(Set.init) ?? ["admin"] }
     func targets(_ lookup: Lookup) -> Set<String> { lookup.list(self.target, "target").map(Set.init) ?? [] }
+    func nodeIdentities(_ lookup: Lookup) -> Set<String> { lookup.list(self.nodeIdentity, "node-identity").map(Set.init) ?? [] }
 }
 
 /// How a node reaches etcd, and which cluster it is.

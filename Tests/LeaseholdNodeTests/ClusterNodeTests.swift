@@ -84,7 +84,8 @@ struct ClusterNodeTests {
 
     /// `leaseholdd cluster init` for a test's cluster: a small volume, short timers.
     static func initialize(
-        _ cluster: String, members: EtcdMembers, uuid: UUID = UUID(), geometry: VolumeGeometry? = nil, importing: LoadedState? = nil
+        _ cluster: String, members: EtcdMembers, uuid: UUID = UUID(), geometry: VolumeGeometry? = nil, importing: LoadedState? = nil,
+        nodeIdentities: Set<String> = []
     ) async throws -> ClusterVolume {
         var coordinator = CoordinatorConfiguration()
         coordinator.geometry = try geometry ?? VolumeGeometry(blockSize: 4_096, blockCount: 1 << 16)
@@ -93,13 +94,20 @@ struct ClusterNodeTests {
         coordinator.releaseDelay = .milliseconds(100)
         coordinator.eventHistory = 4
         let volume = ClusterVolume(
-            uuid: uuid, geometry: coordinator.geometry, settings: ClusterSettings(coordinator: coordinator, admins: ["admin"], targets: ["target-1"])
+            uuid: uuid, geometry: coordinator.geometry, settings: ClusterSettings(coordinator: coordinator, admins: ["admin"], targets: ["target-1"], nodes: nodeIdentities)
         )
         try await volume.create(client: EtcdTestCluster.client(members), keys: ClusterKeys(cluster: cluster), importing: importing)
         return volume
     }
 
-    static func start(cluster: String, name: String, endpoints: [String], tls: String, directory existing: String? = nil) async throws -> Node {
+    /// - Parameters:
+    ///   - peerIdentity: the identity (issued in `tls` when missing) whose certificate the
+    ///     node presents to copy a peer's snapshot; `nil`: it reads etcd's checkpoint.
+    ///   - compaction: when it writes checkpoints as leader (default: the product's).
+    static func start(
+        cluster: String, name: String, endpoints: [String], tls: String, directory existing: String? = nil, peerIdentity: String? = nil,
+        compaction: CompactionPolicy = CompactionPolicy()
+    ) async throws -> Node {
         let directory = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-node-\(name)-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let port = try freePorts(1)[0]
@@ -111,13 +119,18 @@ struct ClusterNodeTests {
         configuration.tls = ServerConfiguration.TLSPaths(certificate: files.serverCertificate, key: files.serverKey, clientCA: files.caCertificate)
         var logger = Logger(label: "test.node.\(name)")
         logger.logLevel = ProcessInfo.processInfo.environment["LEASEHOLD_TEST_LOG"] == nil ? .critical : .debug
-        let node = try await ClusterNode.start(
-            configuration: ClusterNode.Configuration(
-                etcd: EtcdConfiguration(endpoints: endpoints, requestTimeout: .seconds(2)), cluster: cluster, node: name,
-                advertise: "127.0.0.1:\(port)", leaderTTL: .seconds(2)
-            ),
-            server: configuration, logger: logger
+        var nodeConfiguration = ClusterNode.Configuration(
+            etcd: EtcdConfiguration(endpoints: endpoints, requestTimeout: .seconds(2)), cluster: cluster, node: name,
+            advertise: "127.0.0.1:\(port)", leaderTTL: .seconds(2)
         )
+        nodeConfiguration.compaction = compaction
+        if let peerIdentity {
+            if !FileManager.default.fileExists(atPath: files.clientCertificate(peerIdentity)) { _ = try files.issueClient(peerIdentity) }
+            nodeConfiguration.peerIdentity = PeerSnapshots.Identity(
+                certificatePath: files.clientCertificate(peerIdentity), keyPath: files.clientKey(peerIdentity), caPath: files.caCertificate
+            )
+        }
+        let node = try await ClusterNode.start(configuration: nodeConfiguration, server: configuration, logger: logger)
         return Node(name: name, directory: directory, node: node, port: port)
     }
 
@@ -262,6 +275,65 @@ struct ClusterNodeTests {
         again.close()
         await standby.stop()
         try await EtcdTestCluster.client(members).delete(ClusterKeys(cluster: cluster).all.start, end: ClusterKeys(cluster: cluster).all.end)
+    }
+
+    @Test("a node joining after a compaction copies a standby's snapshot with its node identity and applies the log after it; without the node role it is refused and reads etcd's checkpoint; a plain client may not copy snapshots")
+    func joinFromPeer() async throws {
+        let members = try await EtcdMembers.shared()
+        let cluster = EtcdTestCluster.freshName()
+        let keys = ClusterKeys(cluster: cluster)
+        _ = try await Self.initialize(cluster, members: members, nodeIdentities: ["node"])
+        let tls = try Self.sharedTLS()
+        var compaction = CompactionPolicy()
+        compaction.entries = 20
+        compaction.check = .milliseconds(200)
+        let a = try await Self.start(cluster: cluster, name: "a", endpoints: members.endpoints, tls: tls, peerIdentity: "node", compaction: compaction)
+        let b = try await Self.start(cluster: cluster, name: "b", endpoints: members.endpoints, tls: tls, peerIdentity: "node", compaction: compaction)
+        let (leader, standby) = try await Self.roles(a, b)
+        let host = try await leader.client("host", tls: tls)
+        let session = try await host.openSession(name: "writer", ttl: .seconds(30))
+        var inodes: [InodeID] = []
+        for _ in 0..<30 { inodes.append(try await session.createInode()) }
+        let follower = LogFollower(client: EtcdTestCluster.client(members), keys: keys)
+        try await eventually("the leader wrote a checkpoint past the first entries", timeout: .seconds(30)) {
+            (try await follower.checkpointIndex() ?? 0) >= 20
+        }
+        for _ in 0..<5 { inodes.append(try await session.createInode()) }
+        let head = try #require(try await follower.head().position?.index)
+        try await eventually("the standby applied the head and reported it", timeout: .seconds(30)) {
+            try await NodeDirectory.read(client: EtcdTestCluster.client(members), keys: keys).contains { $0.name == standby.name && $0.appliedIndex >= head }
+        }
+
+        // A plain client may not copy a standby's snapshot.
+        let stranger = try await standby.client("host", tls: tls, acceptsStandby: true)
+        await #expect(throws: LeaseholdError.self) { _ = try await stranger.snapshot(to: "\(tls)/stranger.image") }
+        stranger.close()
+
+        // A new node with the node identity copies a peer's snapshot and catches up after it.
+        let c = try await Self.start(cluster: cluster, name: "c", endpoints: members.endpoints, tls: tls, peerIdentity: "node", compaction: compaction)
+        try await eventually("the new node stands by with everything", timeout: .seconds(30)) {
+            guard c.role == .standby, let admin = try? await c.client(tls: tls, acceptsStandby: true) else { return false }
+            defer { admin.close() }
+            // A standby that applied nothing yet answers notLeader.
+            return (try? await admin.inodes()).map { Set($0.map(\.inode)).isSuperset(of: inodes) } ?? false
+        }
+        #expect(c.node.snapshotsCopiedFromPeers == 1, "it copied a peer's snapshot, not etcd's checkpoint")
+
+        // Without the node role the peers refuse it: it reads etcd's checkpoint instead.
+        let d = try await Self.start(cluster: cluster, name: "d", endpoints: members.endpoints, tls: tls, peerIdentity: "not-a-node", compaction: compaction)
+        try await eventually("the node without the role stands by with everything", timeout: .seconds(30)) {
+            guard d.role == .standby, let admin = try? await d.client(tls: tls, acceptsStandby: true) else { return false }
+            defer { admin.close() }
+            // A standby that applied nothing yet answers notLeader.
+            return (try? await admin.inodes()).map { Set($0.map(\.inode)).isSuperset(of: inodes) } ?? false
+        }
+        #expect(d.node.snapshotsCopiedFromPeers == 0)
+
+        _ = try? await session.close()
+        host.close()
+        for node in [c, d, standby, leader] { await node.stop() }
+        try await EtcdTestCluster.client(members).delete(keys.all.start, end: keys.all.end)
+        try? FileManager.default.removeItem(atPath: tls)
     }
 
     @Test("a leader cut off from etcd stops answering and stands down; the standby takes over with everything the leader acknowledged")

@@ -239,6 +239,10 @@ public nonisolated struct Leasehold_Cluster_V1_Settings: Sendable {
   /// Clears the value of `eventHistory`. Subsequent reads from it will return its default value.
   public mutating func clearEventHistory() {self._eventHistory = nil}
 
+  /// Identities with the node role: the certificates nodes present to each other to copy
+  /// a peer's snapshot (a node joining, or one behind the checkpoint).
+  public var nodes: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -579,7 +583,7 @@ nonisolated extension Leasehold_Cluster_V1_Volume: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Settings"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_ttl_nanos\0\u{3}default_ttl_nanos\0\u{3}max_ttl_nanos\0\u{3}max_short_term_pin_nanos\0\u{3}recall_timeout_nanos\0\u{3}release_delay_nanos\0\u{3}max_wait_nanos\0\u{1}admins\0\u{1}targets\0\u{3}event_history\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_ttl_nanos\0\u{3}default_ttl_nanos\0\u{3}max_ttl_nanos\0\u{3}max_short_term_pin_nanos\0\u{3}recall_timeout_nanos\0\u{3}release_delay_nanos\0\u{3}max_wait_nanos\0\u{1}admins\0\u{1}targets\0\u{3}event_history\0\u{1}nodes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -597,6 +601,7 @@ nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, Swif
       case 8: try { try decoder.decodeRepeatedStringField(value: &self.admins) }()
       case 9: try { try decoder.decodeRepeatedStringField(value: &self.targets) }()
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self._eventHistory) }()
+      case 11: try { try decoder.decodeRepeatedStringField(value: &self.nodes) }()
       default: break
       }
     }
@@ -637,6 +642,9 @@ nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, Swif
     try { if let v = self._eventHistory {
       try visitor.visitSingularUInt64Field(value: v, fieldNumber: 10)
     } }()
+    if !self.nodes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.nodes, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -651,6 +659,7 @@ nonisolated extension Leasehold_Cluster_V1_Settings: SwiftProtobuf.Message, Swif
     if lhs.admins != rhs.admins {return false}
     if lhs.targets != rhs.targets {return false}
     if lhs._eventHistory != rhs._eventHistory {return false}
+    if lhs.nodes != rhs.nodes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
