@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import LeaseholdCore
 import LeaseholdMessages
@@ -123,21 +124,49 @@ extension LeaseholdClient {
     /// - Returns: its size in bytes.
     @discardableResult
     public func snapshot(to path: String) async throws -> UInt64 {
+        try await self.copySnapshot(to: path).bytes
+    }
+
+    /// A snapshot copied by ``copySnapshot(to:)``.
+    public struct SnapshotCopy: Sendable, Hashable {
+        public var bytes: UInt64
+        /// In a cluster, the volume the snapshot holds.
+        public var volume: UUID?
+    }
+
+    /// Saves an online snapshot of the server's state to `path` on this machine (a
+    /// cluster's standby: an image of the committed log it applied), checked against the
+    /// size and SHA-256 the server gave.
+    /// - Throws: `unavailable` when the copy does not match them (the file is removed).
+    public func copySnapshot(to path: String) async throws -> SnapshotCopy {
         let created = try await self.raw(.createSnapshot, retry: false).snapshotCreated
         guard FileManager.default.createFile(atPath: path, contents: nil) else {
             throw LeaseholdError.invalidArgument("cannot create \(path)")
         }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        defer { try? handle.close() }
+        var hash = SHA256()
         var offset: UInt64 = 0
-        while true {
-            let chunk = try await self.raw(.readSnapshot(name: created.name, offset: offset, length: 1 << 20), retry: true).snapshotChunk
-            try handle.write(contentsOf: chunk.data)
-            offset += UInt64(chunk.data.count)
-            if chunk.last { break }
+        do {
+            defer { try? handle.close() }
+            while true {
+                let chunk = try await self.raw(.readSnapshot(name: created.name, offset: offset, length: 1 << 20), retry: true).snapshotChunk
+                try handle.write(contentsOf: chunk.data)
+                hash.update(data: chunk.data)
+                offset += UInt64(chunk.data.count)
+                if chunk.last { break }
+            }
+            try handle.synchronize()
+            guard offset == created.size, created.sha256.isEmpty || Data(hash.finalize()) == created.sha256 else {
+                throw LeaseholdError(
+                    code: .unavailable, message: "snapshot '\(created.name)' arrived as \(offset) bytes that do not match the \(created.size) bytes and SHA-256 the server gave"
+                )
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
         }
-        try handle.synchronize()
-        return offset
+        let volume = created.volumeUuid.count == 16 ? created.volumeUuid.withUnsafeBytes { UUID(uuid: $0.loadUnaligned(as: uuid_t.self)) } : nil
+        return SnapshotCopy(bytes: offset, volume: volume)
     }
 
     /// Every event after `revision`, then new ones as they happen, across reconnects.

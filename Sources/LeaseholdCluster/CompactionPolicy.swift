@@ -1,30 +1,39 @@
 /// When the leader writes a checkpoint (docs/cluster.md, "Compaction"): the log after the
 /// checkpoint is bounded by entries, by bytes and by age, whichever comes first.
 ///
-/// Lifecycle: one ``CompactionTrigger`` per leadership. It starts when the node takes
-/// over, with nothing measured; every check is told how many entries follow the
-/// checkpoint and how many bytes this leader's sink has written so far, and says whether
-/// a checkpoint is due and why; after a checkpoint it starts measuring again. Bytes and
-/// age count what this leader wrote and saw: the entries a previous leader left after its
-/// last checkpoint are bounded by that leader's own trigger (less than `bytes`, younger
-/// than `age`), so the log never holds much more than twice a bound.
+/// Every measure is read from etcd, so it holds across leaders: the entries are the head's
+/// index minus the checkpoint's, the bytes are the head's `log_bytes` minus the
+/// checkpoint's (every log transaction adds what it writes to the head), and the age is
+/// that of the oldest entry after the checkpoint by the wall clock its leader wrote into
+/// it. A takeover therefore inherits the previous leader's tail as it is, and a leader
+/// that changes often still compacts on time.
 public struct CompactionPolicy: Sendable, Hashable {
     /// A checkpoint once this many entries follow the last one.
     public var entries: UInt64 = 10_000
-    /// ... or once the entries this leader wrote since then hold this many bytes.
+    /// ... or once the entries after it hold this many bytes (parts included).
     public var bytes: UInt64 = 64 << 20
-    /// ... or once an entry after the checkpoint has been there this long (and at least
-    /// one follows it).
+    /// ... or once the oldest entry after it is this old.
     public var age: Duration = .seconds(600)
     /// How often the leader looks.
     public var check: Duration = .seconds(10)
 
     public init() {}
-}
 
-/// One leadership's measure of the log after the checkpoint (``CompactionPolicy``). Pure:
-/// the caller passes the time.
-public struct CompactionTrigger: Sendable {
+    /// The log after the checkpoint, as etcd holds it.
+    public struct Tail: Sendable, Hashable {
+        public var entries: UInt64
+        public var bytes: UInt64
+        /// The age of its oldest entry; `nil` when there is none, or its time is unknown
+        /// (an entry written before entries carried one).
+        public var age: Duration?
+
+        public init(entries: UInt64, bytes: UInt64, age: Duration?) {
+            self.entries = entries
+            self.bytes = bytes
+            self.age = age
+        }
+    }
+
     public enum Reason: Sendable, Hashable, CustomStringConvertible {
         case entries(UInt64)
         case bytes(UInt64)
@@ -33,41 +42,18 @@ public struct CompactionTrigger: Sendable {
         public var description: String {
             switch self {
             case .entries(let count): "\(count) entries follow the checkpoint"
-            case .bytes(let bytes): "\(bytes) bytes written since the checkpoint"
+            case .bytes(let bytes): "the entries after the checkpoint hold \(bytes) bytes"
             case .age(let age): "the oldest entry after the checkpoint is \(age) old"
             }
         }
     }
 
-    public let policy: CompactionPolicy
-    /// The sink's byte count when measuring (re)started.
-    private var bytesMark: UInt64
-    /// When this leader first saw an entry after the checkpoint; `nil` while none follow.
-    private var pendingSince: ContinuousClock.Instant?
-
-    public init(policy: CompactionPolicy, bytesWritten: UInt64) {
-        self.policy = policy
-        self.bytesMark = bytesWritten
-    }
-
-    /// Whether a checkpoint is due, and why.
-    public mutating func due(entriesAfterCheckpoint entries: UInt64, bytesWritten: UInt64, now: ContinuousClock.Instant) -> Reason? {
-        guard entries > 0 else {
-            self.pendingSince = nil
-            return nil
-        }
-        if entries >= self.policy.entries { return .entries(entries) }
-        let bytes = bytesWritten &- self.bytesMark
-        if bytes >= self.policy.bytes { return .bytes(bytes) }
-        let since = self.pendingSince ?? now
-        self.pendingSince = since
-        if now - since >= self.policy.age { return .age(now - since) }
+    /// Whether `tail` calls for a checkpoint, and why; never for an empty tail.
+    public func due(_ tail: Tail) -> Reason? {
+        guard tail.entries > 0 else { return nil }
+        if tail.entries >= self.entries { return .entries(tail.entries) }
+        if tail.bytes >= self.bytes { return .bytes(tail.bytes) }
+        if let age = tail.age, age >= self.age { return .age(age) }
         return nil
-    }
-
-    /// A checkpoint was written: measure from here.
-    public mutating func compacted(bytesWritten: UInt64) {
-        self.bytesMark = bytesWritten
-        self.pendingSince = nil
     }
 }

@@ -51,6 +51,8 @@ public final class EtcdSink: JournalSink {
         var pending: Pending
         var entry: [UInt8]
         var parts: [[UInt8]]
+        /// What it adds to the log's size (`LogHead.log_bytes`).
+        var bytes: UInt64 { UInt64(self.entry.count) + self.parts.reduce(0) { $0 + UInt64($1.count) } }
     }
 
     /// The head of the log as this sink last saw it: its index and its mod revision (0:
@@ -59,6 +61,8 @@ public final class EtcdSink: JournalSink {
     struct KnownHead: Sendable {
         var index: UInt64
         var revision: Int64
+        /// `LogHead.log_bytes`: the next head adds what its transaction writes.
+        var logBytes: UInt64
     }
 
     struct State {
@@ -77,11 +81,6 @@ public final class EtcdSink: JournalSink {
     public let client: EtcdClient
     let limits: Limits
     private let state = Mutex(State())
-    private let written = Atomic<UInt64>(0)
-
-    /// The bytes of log entries and their parts this sink has made durable (what the
-    /// compaction policy bounds).
-    public var bytesWritten: UInt64 { self.written.load(ordering: .relaxed) }
 
     /// - Parameters:
     ///   - leadership: the leader key and term to write under; `nil` for a sink that only
@@ -106,19 +105,12 @@ public final class EtcdSink: JournalSink {
     public var durableIndex: UInt64 { self.state.withLock { $0.head?.index ?? 0 } }
 
     public func load() async throws -> LoadedState? {
-        let (loaded, headRevision) = try await self.read()
+        let caught = try await LogReader(client: self.client, keys: self.keys).catchUp(from: self.startingFrom)
         self.state.withLock {
             $0.closed = false
-            $0.head = KnownHead(index: loaded?.position.index ?? 0, revision: headRevision)
+            $0.head = KnownHead(index: caught.state?.position.index ?? 0, revision: caught.headModRevision, logBytes: caught.headLogBytes)
         }
-        return loaded
-    }
-
-    /// The state at the head: from the checkpoint and the log, or caught up from
-    /// ``startingFrom``.
-    private func read() async throws -> (LoadedState?, Int64) {
-        let caught = try await LogReader(client: self.client, keys: self.keys).catchUp(from: self.startingFrom)
-        return (caught.state, caught.headModRevision)
+        return caught.state
     }
 
     public func snapshot(to path: String) async throws -> LogPosition {
@@ -223,6 +215,7 @@ public final class EtcdSink: JournalSink {
         entry.format = 1
         entry.term = pending.batch.position.term
         entry.index = pending.batch.position.index
+        entry.writtenUnixMs = Int64(Date().timeIntervalSince1970 * 1_000)
         var parts: [[UInt8]] = []
         if batch.count <= self.limits.partBytes {
             entry.batch = Data(batch)
@@ -257,7 +250,6 @@ public final class EtcdSink: JournalSink {
                     let key = self.keys.part(item.pending.batch.position.index, term: leadership.term, k)
                     let result = try await self.client.txn([guardLeader], success: [.put(key, part)], failure: [.range(leadership.key)])
                     guard result.succeeded else { return (0, .deposed(self.deposedReason(leadership, found: result.ranges.first?.kvs.first))) }
-                    self.written.add(UInt64(part.count), ordering: .relaxed)
                 }
             }
             // Each round writes, or learns from the leader key and the head how much of the
@@ -272,14 +264,14 @@ public final class EtcdSink: JournalSink {
                     var value = Leasehold_Cluster_V1_LogHead()
                     value.term = last.term
                     value.index = last.index
+                    value.logBytes = known.logBytes + rest.reduce(0) { $0 + $1.bytes }
                     var success = rest.map { EtcdOperation.put(self.keys.log($0.pending.batch.position.index), $0.entry) }
                     success.append(.put(self.keys.head, try value.serializedBytes()))
                     result = try await self.client.txn(
                         [guardLeader, .modRevision(self.keys.head, equals: known.revision)], success: success, failure: readBack
                     )
                     if result.succeeded {
-                        self.written.add(rest.reduce(0) { $0 + UInt64($1.entry.count) }, ordering: .relaxed)
-                        head = KnownHead(index: last.index, revision: result.revision)
+                        head = KnownHead(index: last.index, revision: result.revision, logBytes: value.logBytes)
                         self.state.withLock { $0.head = head }
                         let sync = ContinuousClock.now - started
                         for item in rest { item.pending.completion(.durable(sync: sync)) }
@@ -321,7 +313,7 @@ public final class EtcdSink: JournalSink {
         guard ranges.count == 2 else { throw EtcdSinkError("a read of the leader key and the head returned \(ranges.count) ranges, not 2") }
         let headKV = ranges[1].kvs.first
         let value = try headKV.map { try Leasehold_Cluster_V1_LogHead(serializedBytes: $0.value) }
-        let head = KnownHead(index: value?.index ?? 0, revision: headKV?.modRevision ?? 0)
+        let head = KnownHead(index: value?.index ?? 0, revision: headKV?.modRevision ?? 0, logBytes: value?.logBytes ?? 0)
         let leader = ranges[0].kvs.first
         guard let leader, leader.createRevision == Int64(leadership.term) else {
             return Settled(durableThrough: 0, head: head, stopped: .deposed(self.deposedReason(leadership, found: leader)))

@@ -34,28 +34,37 @@ public struct LogCompactor: Sendable {
     ///   ``LeaderElectionError`` when this node no longer leads.
     @discardableResult
     public func compact(minimumEntries: UInt64) async throws -> LogPosition? {
-        try await self.compact { $0 >= minimumEntries }
+        try await self.compact { $0.entries >= minimumEntries && $0.entries > 0 }
     }
 
-    /// Writes a checkpoint when `due` says so, given how many entries follow the current
-    /// one.
+    /// Writes a checkpoint when `due` says so, given the log after the current one
+    /// (``CompactionPolicy/Tail``: its entries, bytes and the age of its oldest entry).
+    /// - Parameter now: the wall clock, milliseconds since 1970, that ages are measured by.
     /// - Returns: the position of the checkpoint written, `nil` when it was not due.
     @discardableResult
-    public func compact(when due: (UInt64) -> Bool) async throws -> LogPosition? {
+    public func compact(now: Int64 = Int64(Date().timeIntervalSince1970 * 1_000), when due: (CompactionPolicy.Tail) -> Bool) async throws -> LogPosition? {
         let reader = LogReader(client: self.client, keys: self.keys)
         let head = try await reader.head()
         guard let headPosition = head.position else { return nil }
         let current = try await self.client.range(self.keys.checkpoint, revision: head.revision).kvs.first
             .map { try Leasehold_Cluster_V1_Checkpoint(serializedBytes: $0.value) }
-        let following = headPosition.index > (current?.index ?? 0) ? headPosition.index - (current?.index ?? 0) : 0
-        guard due(following) else { return nil }
+        let base = current?.index ?? 0
+        let entries = headPosition.index > base ? headPosition.index - base : 0
+        var age: Duration?
+        if entries > 0, let oldest = try await self.client.range(self.keys.log(base + 1), end: self.keys.logEnd, revision: head.revision, limit: 1).kvs.first {
+            let written = try Leasehold_Cluster_V1_LogEntry(serializedBytes: oldest.value).writtenUnixMs
+            if written > 0 { age = .milliseconds(Swift.max(0, now - written)) }
+        }
+        let bytes = head.logBytes > (current?.logBytes ?? 0) ? head.logBytes - (current?.logBytes ?? 0) : 0
+        guard due(CompactionPolicy.Tail(entries: entries, bytes: bytes, age: age)) else { return nil }
         let caught = try await reader.catchUp(from: nil)
         guard let image = caught.state else { return nil }
 
         let guardLeader = EtcdCompare.createRevision(self.leadership.key, equals: Int64(self.leadership.term))
-        let checkpoint = try await Self.writeParts(of: image, client: self.client, keys: self.keys, guard: guardLeader, partBytes: self.partBytes) {
+        var checkpoint = try await Self.writeParts(of: image, client: self.client, keys: self.keys, guard: guardLeader, partBytes: self.partBytes) {
             LeaderElectionError("no longer the leader of term \(self.leadership.term): compaction stopped")
         }
+        checkpoint.logBytes = caught.headLogBytes
         let log = self.keys.logRange(through: image.position.index)
         let parts = self.keys.partsRange(through: image.position.index)
         var operations: [EtcdOperation] = [
@@ -68,7 +77,11 @@ public struct LogCompactor: Sendable {
         operations.append(.delete(all.start, end: mine))
         operations.append(.delete(etcdPrefixEnd(mine), end: all.end))
         let result = try await self.client.txn([guardLeader], success: operations, failure: [])
-        guard result.succeeded else { throw LeaderElectionError("no longer the leader of term \(self.leadership.term): compaction stopped") }
+        guard result.succeeded else {
+            // Nothing names these parts: remove them (the next checkpoint would anyway).
+            _ = try? await self.client.delete(mine, end: etcdPrefixEnd(mine))
+            throw LeaderElectionError("no longer the leader of term \(self.leadership.term): compaction stopped")
+        }
         try await self.client.compact(revision: result.revision)
         return image.position
     }

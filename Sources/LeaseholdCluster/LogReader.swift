@@ -14,8 +14,9 @@ struct LogReader {
     var pageSize: Int64 = 64
 
     /// The head as etcd holds it now (or at store revision `at`): its position (`nil` when
-    /// the cluster has no log yet), its mod revision, and the store revision it was read at.
-    func head(at revision: Int64 = 0) async throws -> (position: LogPosition?, modRevision: Int64, revision: Int64) {
+    /// the cluster has no log yet), its mod revision, the store revision it was read at,
+    /// and the log's bytes up to it (`LogHead.log_bytes`).
+    func head(at revision: Int64 = 0) async throws -> (position: LogPosition?, modRevision: Int64, revision: Int64, logBytes: UInt64) {
         let range = try await self.client.range(self.keys.head, revision: revision)
         // etcd's header gives the store's current revision, not the one asked for.
         let readAt = revision == 0 ? range.revision : revision
@@ -26,10 +27,10 @@ struct LogReader {
             if let key = stray.kvs.first?.key {
                 throw EtcdSinkError("the log has entries (\(key)) but no head: the cluster's keys are damaged")
             }
-            return (nil, 0, readAt)
+            return (nil, 0, readAt, 0)
         }
         let head = try Leasehold_Cluster_V1_LogHead(serializedBytes: kv.value)
-        return (LogPosition(term: head.term, index: head.index), kv.modRevision, readAt)
+        return (LogPosition(term: head.term, index: head.index), kv.modRevision, readAt, head.logBytes)
     }
 
     /// The state at the head and the head's mod revision; `nil` and 0 when the cluster has
@@ -43,15 +44,15 @@ struct LogReader {
 
     /// The state at the head, all read at one revision: `base` with the entries after it
     /// when they are all still in the log, otherwise the checkpoint with the entries after
-    /// it. - Returns: the state (`nil`: no log yet), the head's mod revision, and the store
-    /// revision it was read at.
-    func catchUp(from base: LoadedState?) async throws -> (state: LoadedState?, headModRevision: Int64, revision: Int64) {
+    /// it. - Returns: the state (`nil`: no log yet), the head's mod revision, the store
+    /// revision it was read at, and the log's bytes up to the head.
+    func catchUp(from base: LoadedState?) async throws -> (state: LoadedState?, headModRevision: Int64, revision: Int64, headLogBytes: UInt64) {
         let head = try await self.head()
         guard let position = head.position else {
             if let base, base.position != .zero {
                 throw EtcdSinkError("this node applied the log to \(base.position), but etcd holds no log: etcd was wiped or restored")
             }
-            return (nil, 0, head.revision)
+            return (nil, 0, head.revision, 0)
         }
         let checkpoint = try await self.checkpoint(at: head.revision)
         var state: LoadedState
@@ -69,7 +70,7 @@ struct LogReader {
             for changes in batch.changeSets { state.state.apply(changes) }
         }
         state.position = position
-        return (state, head.modRevision, head.revision)
+        return (state, head.modRevision, head.revision, head.logBytes)
     }
 
     /// The checkpoint as etcd held it at `revision`, if there is one.

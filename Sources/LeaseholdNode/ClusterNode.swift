@@ -181,6 +181,7 @@ public final class ClusterNode: Service, Sendable {
         server.admins = volume.settings.admins
         server.targets = volume.settings.targets
         server.nodeIdentities = volume.settings.nodes
+        server.volumeUUID = volume.uuid
         logger.notice(
             "serving the cluster's volume",
             metadata: [
@@ -401,13 +402,13 @@ public final class ClusterNode: Service, Sendable {
     /// A peer's snapshot when `base` is behind the checkpoint; `nil` when none is needed,
     /// none is configured, or no peer gave one (the catch-up then reads etcd's checkpoint).
     private func copyFromPeer(behind base: LoadedState?, follower: LogFollower) async -> LoadedState? {
-        guard let identity = self.configuration.peerIdentity,
+        guard let identity = self.configuration.peerIdentity, let volume = self.server.configuration.volumeUUID,
             let checkpoint = try? await follower.checkpointIndex(), checkpoint > (base?.position.index ?? 0),
             let peers = try? await NodeDirectory.read(client: self.client, keys: self.keys)
         else { return nil }
         let copier = PeerSnapshots(identity: identity, node: self.configuration.node, logger: self.logger)
         let geometry = self.server.configuration.coordinator.geometry
-        guard let (image, peer) = await copier.copy(from: peers, atLeast: checkpoint, geometry: geometry, into: self.server.configuration.dataDirectory) else {
+        guard let (image, peer) = await copier.copy(from: peers, atLeast: checkpoint, volume: volume, geometry: geometry, into: self.server.configuration.dataDirectory) else {
             self.logger.notice("no peer gave a snapshot at or past the checkpoint; reading etcd's", metadata: ["log.checkpoint": "\(checkpoint)"])
             return nil
         }
@@ -463,7 +464,7 @@ public final class ClusterNode: Service, Sendable {
         // Graceful handover: once the server settled, revoke the lease at once so that a
         // standby wins now, not after the connections drained.
         self.server.whenSettled { await election.close() }
-        let compaction = Task { await self.compact(LogCompactor(client: self.client, keys: self.keys, leadership: sink.leadership!), sink: sink) }
+        let compaction = Task { await self.compact(LogCompactor(client: self.client, keys: self.keys, leadership: sink.leadership!)) }
         let reason = await self.waitForEnd()
         compaction.cancel()
         if self.state.withLock({ $0.stopping }) {
@@ -478,19 +479,17 @@ public final class ClusterNode: Service, Sendable {
     }
 
     /// While leading: a checkpoint whenever ``Configuration/compaction`` says one is due.
-    private func compact(_ compactor: LogCompactor, sink: EtcdSink) async {
-        var trigger = CompactionTrigger(policy: self.configuration.compaction, bytesWritten: sink.bytesWritten)
+    private func compact(_ compactor: LogCompactor) async {
+        let policy = self.configuration.compaction
         while !Task.isCancelled {
             do {
-                try await Task.sleep(for: trigger.policy.check)
-                var reason: CompactionTrigger.Reason?
-                let written = sink.bytesWritten
-                let position = try await compactor.compact { entries in
-                    reason = trigger.due(entriesAfterCheckpoint: entries, bytesWritten: written, now: .now)
+                try await Task.sleep(for: policy.check)
+                var reason: CompactionPolicy.Reason?
+                let position = try await compactor.compact { tail in
+                    reason = policy.due(tail)
                     return reason != nil
                 }
                 if let position {
-                    trigger.compacted(bytesWritten: written)
                     self.logger.notice("log compacted", metadata: ["log.checkpoint": "\(position)", "log.compaction.reason": "\(reason.map { "\($0)" } ?? "")"])
                 }
             } catch is CancellationError {

@@ -1,8 +1,10 @@
+import Crypto
 import Foundation
 import LeaseholdCore
 import LeaseholdJournal
 import LeaseholdMessages
 import LeaseholdWire
+import Logging
 
 // MARK: - Online snapshots
 //
@@ -19,6 +21,35 @@ import LeaseholdWire
 
 extension LeaseholdServer {
     var snapshotDirectory: String { (self.configuration.dataDirectory as NSString).appendingPathComponent("snapshots") }
+
+    /// Removes what an earlier process left in `DATA/snapshots` (a snapshot nobody read to
+    /// its end, a peer's copy cut short): no reader of those survives a restart.
+    static func removeSnapshots(in dataDirectory: String, logger: Logger) {
+        let directory = (dataDirectory as NSString).appendingPathComponent("snapshots")
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix("snapshot-") || name.hasPrefix("peer-") {
+            try? FileManager.default.removeItem(atPath: (directory as NSString).appendingPathComponent(name))
+        }
+        if !names.isEmpty { logger.info("removed snapshot files of an earlier run", metadata: ["snapshot.files": "\(names.count)"]) }
+    }
+
+    /// What `snapshotCreated` says of the file at `path`: its size, SHA-256 and volume.
+    func created(_ name: String, at path: String) throws -> WireResponse {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw LeaseholdError.notFound("snapshot '\(name)' is gone") }
+        defer { try? handle.close() }
+        var hash = SHA256()
+        var size: UInt64 = 0
+        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
+            hash.update(data: data)
+            size += UInt64(data.count)
+        }
+        var response = WireResponse()
+        response.snapshotCreated.name = name
+        response.snapshotCreated.size = size
+        response.snapshotCreated.sha256 = Data(hash.finalize())
+        if let uuid = self.configuration.volumeUUID { response.snapshotCreated.volumeUuid = withUnsafeBytes(of: uuid.uuid) { Data($0) } }
+        return response
+    }
 
     /// Admins, and a cluster's node identities (a peer copying this node's snapshot).
     func maySnapshot(_ caller: Caller, _ request: String, id: UInt64, _ connection: Connection) -> Bool {
@@ -39,24 +70,21 @@ extension LeaseholdServer {
         let name = "snapshot-\(serving.owner.epoch)-\(serial)-\(UInt32.random(in: .min ... .max)).db"
         let directory = self.snapshotDirectory
         let path = (directory as NSString).appendingPathComponent(name)
-        let result: Result<(UInt64, LogPosition), any Error>
+        let result: Result<(WireResponse, LogPosition), any Error>
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let position = try await serving.sink.snapshot(to: path)
-            let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber
-            result = .success((size?.uint64Value ?? 0, position))
+            result = .success((try self.created(name, at: path), position))
         } catch {
+            try? FileManager.default.removeItem(atPath: path)
             result = .failure(error)
         }
         switch result {
-        case .success(let (size, position)):
+        case .success(let (response, position)):
             connection.logger.notice(
                 "snapshot created",
-                metadata: ["snapshot.name": "\(name)", "snapshot.bytes": "\(size)", "snapshot.position": "\(position)"]
+                metadata: ["snapshot.name": "\(name)", "snapshot.bytes": "\(response.snapshotCreated.size)", "snapshot.position": "\(position)"]
             )
-            var response = WireResponse()
-            response.snapshotCreated.name = name
-            response.snapshotCreated.size = size
             // Through the gate: a leader whose lease ran out during the copy answers nothing.
             serving.owner.deliver(.response(id: id, response), to: connection)
         case .failure(let error):
@@ -76,14 +104,11 @@ extension LeaseholdServer {
         do {
             try FileManager.default.createDirectory(atPath: self.snapshotDirectory, withIntermediateDirectories: true)
             try ImageFile.write(image.state, at: image.position, to: path)
-            let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber
+            let response = try self.created(name, at: path)
             connection.logger.notice(
                 "snapshot created",
-                metadata: ["snapshot.name": "\(name)", "snapshot.bytes": "\(size?.uint64Value ?? 0)", "snapshot.position": "\(image.position)"]
+                metadata: ["snapshot.name": "\(name)", "snapshot.bytes": "\(response.snapshotCreated.size)", "snapshot.position": "\(image.position)"]
             )
-            var response = WireResponse()
-            response.snapshotCreated.name = name
-            response.snapshotCreated.size = size?.uint64Value ?? 0
             connection.send(.response(id: id, response))
         } catch {
             try? FileManager.default.removeItem(atPath: path)

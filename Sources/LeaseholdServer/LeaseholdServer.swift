@@ -109,6 +109,7 @@ public final class LeaseholdServer: Service, Sendable {
             }
         }
         let sslContext = try Self.makeSSLContext(configuration.effectiveTLS)
+        Self.removeSnapshots(in: configuration.dataDirectory, logger: logger)
 
         let registry = configuration.metrics.map { _ in PrometheusCollectorRegistry() }
         let metrics = registry.map { registry in

@@ -1,3 +1,4 @@
+import Foundation
 import LeaseholdCertificates
 import LeaseholdCore
 import LeaseholdJournal
@@ -27,6 +28,8 @@ public struct ServerConfiguration: Sendable {
     public var targets: Set<String> = []
     /// A cluster's node identities: they may copy snapshots, as a peer joining does.
     public var nodeIdentities: Set<String> = []
+    /// In a cluster, the UUID of the volume it serves (etcd's `volume`): snapshots name it.
+    public var volumeUUID: UUID?
     /// Coordinator settings; `geometry` applies at the first start only.
     public var coordinator = CoordinatorConfiguration()
     /// Largest frame accepted and sent.

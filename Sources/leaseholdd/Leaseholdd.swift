@@ -133,6 +133,9 @@ struct Serve: AsyncParsableCommand {
             case (nil, nil):
                 break
             case (let cert?, let key?):
+                for path in [cert, key] where !FileManager.default.fileExists(atPath: path) {
+                    throw ValidationError("peer-cert/peer-key: \(path) does not exist")
+                }
                 // Peers' server certificates chain to the CA that signs client certificates
                 // (one CA per cluster), or the data directory's development CA.
                 let ca = clientCA ?? TLSFiles(dataDirectory: dataDirectory).caCertificate

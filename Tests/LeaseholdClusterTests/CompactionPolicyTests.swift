@@ -1,9 +1,10 @@
 import LeaseholdCluster
 import Testing
 
-/// The compaction trigger (docs/cluster.md, "Compaction"): a checkpoint is due by
-/// entries, by the bytes this leader wrote, or by the age of the oldest entry after the
-/// checkpoint, whichever comes first; after a checkpoint it measures again.
+/// The compaction policy (docs/cluster.md, "Compaction"): a checkpoint is due by
+/// entries, by bytes or by the age of the oldest entry after the checkpoint, whichever
+/// comes first, and never for an empty tail. The tail is measured in etcd (`LogTests`
+/// below in `LogCompactorTests` checks the measures across leaders).
 @Suite("Compaction policy")
 struct CompactionPolicyTests {
     static var policy: CompactionPolicy {
@@ -14,41 +15,18 @@ struct CompactionPolicyTests {
         return policy
     }
 
-    @Test("each bound triggers alone; nothing is due while no entry follows the checkpoint")
+    @Test("each bound triggers alone; below every bound, or with nothing after the checkpoint, nothing is due")
     func bounds() {
-        let start = ContinuousClock.now
-        // Entries.
-        var trigger = CompactionTrigger(policy: Self.policy, bytesWritten: 5_000)
-        #expect(trigger.due(entriesAfterCheckpoint: 99, bytesWritten: 5_999, now: start) == nil)
-        #expect(trigger.due(entriesAfterCheckpoint: 100, bytesWritten: 5_999, now: start) == .entries(100))
-        // Bytes: counted from what the sink had written when measuring started.
-        trigger = CompactionTrigger(policy: Self.policy, bytesWritten: 5_000)
-        #expect(trigger.due(entriesAfterCheckpoint: 3, bytesWritten: 6_000, now: start) == .bytes(1_000))
-        // Age: from the first check that saw an entry after the checkpoint.
-        trigger = CompactionTrigger(policy: Self.policy, bytesWritten: 0)
-        #expect(trigger.due(entriesAfterCheckpoint: 1, bytesWritten: 10, now: start) == nil)
-        #expect(trigger.due(entriesAfterCheckpoint: 2, bytesWritten: 20, now: start + .seconds(59)) == nil)
-        #expect(trigger.due(entriesAfterCheckpoint: 2, bytesWritten: 20, now: start + .seconds(60)) == .age(.seconds(60)))
-        // An empty log after the checkpoint is never due, however old or large.
-        trigger = CompactionTrigger(policy: Self.policy, bytesWritten: 0)
-        #expect(trigger.due(entriesAfterCheckpoint: 0, bytesWritten: 1 << 30, now: start) == nil)
-        #expect(trigger.due(entriesAfterCheckpoint: 0, bytesWritten: 1 << 30, now: start + .seconds(3_600)) == nil)
-    }
-
-    @Test("after a checkpoint bytes and age count again from there")
-    func measuresAgain() {
-        let start = ContinuousClock.now
-        var trigger = CompactionTrigger(policy: Self.policy, bytesWritten: 0)
-        #expect(trigger.due(entriesAfterCheckpoint: 5, bytesWritten: 400, now: start) == nil)
-        #expect(trigger.due(entriesAfterCheckpoint: 9, bytesWritten: 1_200, now: start + .seconds(10)) == .bytes(1_200))
-        trigger.compacted(bytesWritten: 1_200)
-        #expect(trigger.due(entriesAfterCheckpoint: 1, bytesWritten: 1_900, now: start + .seconds(65)) == nil, "700 bytes and a fresh age since the checkpoint")
-        #expect(trigger.due(entriesAfterCheckpoint: 4, bytesWritten: 2_199, now: start + .seconds(124)) == nil)
-        #expect(trigger.due(entriesAfterCheckpoint: 4, bytesWritten: 2_199, now: start + .seconds(125)) == .age(.seconds(60)))
-        // Entries drained to none (another checkpoint): the age restarts with the next entry.
-        #expect(trigger.due(entriesAfterCheckpoint: 0, bytesWritten: 2_199, now: start + .seconds(126)) == nil)
-        #expect(trigger.due(entriesAfterCheckpoint: 1, bytesWritten: 2_199, now: start + .seconds(127)) == nil)
-        #expect(trigger.due(entriesAfterCheckpoint: 1, bytesWritten: 2_199, now: start + .seconds(186)) == nil)
-        #expect(trigger.due(entriesAfterCheckpoint: 1, bytesWritten: 2_199, now: start + .seconds(187)) == .age(.seconds(60)))
+        let policy = Self.policy
+        #expect(policy.due(.init(entries: 99, bytes: 999, age: .seconds(59))) == nil)
+        #expect(policy.due(.init(entries: 100, bytes: 0, age: nil)) == .entries(100))
+        #expect(policy.due(.init(entries: 3, bytes: 1_000, age: nil)) == .bytes(1_000))
+        #expect(policy.due(.init(entries: 1, bytes: 10, age: .seconds(60))) == .age(.seconds(60)))
+        #expect(policy.due(.init(entries: 1, bytes: 10, age: nil)) == nil, "an entry without a time ages nothing")
+        #expect(policy.due(.init(entries: 0, bytes: 1 << 30, age: .seconds(3_600))) == nil, "an empty tail is never due")
+        // The defaults: 10,000 entries, 64 MiB, 10 minutes.
+        let defaults = CompactionPolicy()
+        #expect(defaults.due(.init(entries: 9_999, bytes: (64 << 20) - 1, age: .seconds(599))) == nil)
+        #expect(defaults.due(.init(entries: 10_000, bytes: 0, age: nil)) == .entries(10_000))
     }
 }

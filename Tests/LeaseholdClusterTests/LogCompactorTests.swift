@@ -1,3 +1,4 @@
+import Foundation
 import LeaseholdCluster
 import LeaseholdClusterTestSupport
 import LeaseholdCore
@@ -13,6 +14,47 @@ import Testing
 /// and a deposed leader compacts nothing.
 @Suite("Log compaction", .serialized, .enabled(if: EtcdMembers.isInstalled || requireEtcd()))
 struct LogCompactorTests {
+    @Test("the tail the policy bounds is measured in etcd: entries, bytes of the entries since the checkpoint, the age of the oldest; a fresh compactor sees the same")
+    func tailMeasures() async throws {
+        var leader = try await SimulatedLeader.start(seed: 23)
+        let sink = leader.sink
+        try await leader.run(30, batchEach: true)
+        func tail(_ compactor: LogCompactor, now: Int64 = Int64(Date().timeIntervalSince1970 * 1_000)) async throws -> CompactionPolicy.Tail {
+            var seen: CompactionPolicy.Tail?
+            _ = try await compactor.compact(now: now) { tail in
+                seen = tail
+                return false
+            }
+            return try #require(seen)
+        }
+        func logBytes() async throws -> UInt64 {
+            let log = try await sink.client.range(sink.keys.log(0), end: sink.keys.logEnd)
+            return log.kvs.reduce(0) { $0 + UInt64($1.value.count) }
+        }
+        func logEntries() async throws -> UInt64 { UInt64(try await sink.client.range(sink.keys.log(0), end: sink.keys.logEnd, keysOnly: true).kvs.count) }
+        let compactor = LogCompactor(client: sink.client, keys: sink.keys, leadership: sink.leadership!)
+        var measured = try await tail(compactor)
+        #expect(measured.entries == (try await logEntries()) && measured.entries > 1, "every entry (steps that changed nothing wrote none)")
+        #expect(measured.bytes == (try await logBytes()), "the head's log bytes are what the entries hold")
+        let age = try #require(measured.age)
+        #expect(age < .seconds(120))
+        let later = try await tail(compactor, now: Int64(Date().timeIntervalSince1970 * 1_000) + 3_600_000)
+        #expect(try #require(later.age) >= .seconds(3_600))
+        var policy = CompactionPolicy()
+        policy.age = .seconds(600)
+        #expect(policy.due(later) == .age(try #require(later.age)))
+
+        // After a checkpoint the bytes count from it; another compactor reads the same.
+        #expect(try await compactor.compact(minimumEntries: 1) != nil)
+        try await leader.run(5, batchEach: true)
+        measured = try await tail(LogCompactor(client: sink.client, keys: sink.keys, leadership: sink.leadership!))
+        #expect(measured.entries == (try await logEntries()) && measured.entries > 0)
+        #expect(measured.bytes == (try await logBytes()) && measured.bytes > 0)
+        leader.journal.close()
+        #expect(leader.simulation.problems.isEmpty)
+        try await sink.client.delete(sink.keys.all.start, end: sink.keys.all.end)
+    }
+
     @Test("a checkpoint replaces the entries before it; loading, and catching up from behind it, give the same state; etcd's history below it is gone")
     func compacts() async throws {
         var leader = try await SimulatedLeader.start(seed: 17)

@@ -282,7 +282,7 @@ struct ClusterNodeTests {
         let members = try await EtcdMembers.shared()
         let cluster = EtcdTestCluster.freshName()
         let keys = ClusterKeys(cluster: cluster)
-        _ = try await Self.initialize(cluster, members: members, nodeIdentities: ["node"])
+        let volume = try await Self.initialize(cluster, members: members, nodeIdentities: ["node"])
         let tls = try Self.sharedTLS()
         var compaction = CompactionPolicy()
         compaction.entries = 20
@@ -309,8 +309,22 @@ struct ClusterNodeTests {
         await #expect(throws: LeaseholdError.self) { _ = try await stranger.snapshot(to: "\(tls)/stranger.image") }
         stranger.close()
 
-        // A new node with the node identity copies a peer's snapshot and catches up after it.
-        let c = try await Self.start(cluster: cluster, name: "c", endpoints: members.endpoints, tls: tls, peerIdentity: "node", compaction: compaction)
+        // The node identity's copy names the cluster's volume and matches its digest.
+        let peer = try await standby.client("node", tls: tls, acceptsStandby: true)
+        let copied = try await peer.copySnapshot(to: "\(tls)/peer.image")
+        #expect(copied.volume == volume.uuid)
+        #expect(try ImageFile.read("\(tls)/peer.image").position.index >= head)
+        peer.close()
+
+        // A new node with the node identity copies a peer's snapshot and catches up after
+        // it; what an earlier process left in its snapshots directory is removed at start.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("leasehold-node-c-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: "\(directory)/snapshots", withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: "\(directory)/snapshots/peer-1.image", contents: Data([1, 2, 3]))
+        let c = try await Self.start(
+            cluster: cluster, name: "c", endpoints: members.endpoints, tls: tls, directory: directory, peerIdentity: "node", compaction: compaction
+        )
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/snapshots/peer-1.image"))
         try await eventually("the new node stands by with everything", timeout: .seconds(30)) {
             guard c.role == .standby, let admin = try? await c.client(tls: tls, acceptsStandby: true) else { return false }
             defer { admin.close() }

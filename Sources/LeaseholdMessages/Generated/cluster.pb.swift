@@ -43,6 +43,11 @@ public nonisolated struct Leasehold_Cluster_V1_LogHead: Sendable {
 
   public var index: UInt64 = 0
 
+  /// The bytes of every entry and part written up to this head, over the life of the log
+  /// (0 in a log written before it existed): the checkpoint records it too, so the size of
+  /// the log after the checkpoint is the difference, whichever leader wrote it.
+  public var logBytes: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -82,6 +87,10 @@ public nonisolated struct Leasehold_Cluster_V1_LogEntry: Sendable {
     }
     set {body = .parts(newValue)}
   }
+
+  /// When the leader wrote it (milliseconds since 1970, its wall clock): the age of the
+  /// oldest entry after the checkpoint bounds the log (docs/cluster.md, "Compaction").
+  public var writtenUnixMs: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -161,6 +170,9 @@ public nonisolated struct Leasehold_Cluster_V1_Checkpoint: Sendable {
   /// A random token of the attempt that wrote the parts (16 hex digits): two writers of a
   /// checkpoint at one index (two racing imports) never write under each other's keys.
   public var writer: String = String()
+
+  /// `LogHead.log_bytes` at the checkpoint's position.
+  public var logBytes: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -288,7 +300,7 @@ fileprivate nonisolated let _protobuf_package = "leasehold.cluster.v1"
 
 nonisolated extension Leasehold_Cluster_V1_LogHead: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LogHead"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}index\0\u{3}log_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -298,6 +310,7 @@ nonisolated extension Leasehold_Cluster_V1_LogHead: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.index) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.logBytes) }()
       default: break
       }
     }
@@ -310,12 +323,16 @@ nonisolated extension Leasehold_Cluster_V1_LogHead: SwiftProtobuf.Message, Swift
     if self.index != 0 {
       try visitor.visitSingularUInt64Field(value: self.index, fieldNumber: 2)
     }
+    if self.logBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.logBytes, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Leasehold_Cluster_V1_LogHead, rhs: Leasehold_Cluster_V1_LogHead) -> Bool {
     if lhs.term != rhs.term {return false}
     if lhs.index != rhs.index {return false}
+    if lhs.logBytes != rhs.logBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -323,7 +340,7 @@ nonisolated extension Leasehold_Cluster_V1_LogHead: SwiftProtobuf.Message, Swift
 
 nonisolated extension Leasehold_Cluster_V1_LogEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LogEntry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}format\0\u{1}term\0\u{1}index\0\u{1}batch\0\u{1}parts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}format\0\u{1}term\0\u{1}index\0\u{1}batch\0\u{1}parts\0\u{3}written_unix_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -355,6 +372,7 @@ nonisolated extension Leasehold_Cluster_V1_LogEntry: SwiftProtobuf.Message, Swif
           self.body = .parts(v)
         }
       }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.writtenUnixMs) }()
       default: break
       }
     }
@@ -385,6 +403,9 @@ nonisolated extension Leasehold_Cluster_V1_LogEntry: SwiftProtobuf.Message, Swif
     }()
     case nil: break
     }
+    if self.writtenUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.writtenUnixMs, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -393,6 +414,7 @@ nonisolated extension Leasehold_Cluster_V1_LogEntry: SwiftProtobuf.Message, Swif
     if lhs.term != rhs.term {return false}
     if lhs.index != rhs.index {return false}
     if lhs.body != rhs.body {return false}
+    if lhs.writtenUnixMs != rhs.writtenUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -475,7 +497,7 @@ nonisolated extension Leasehold_Cluster_V1_NodeInfo: SwiftProtobuf.Message, Swif
 
 nonisolated extension Leasehold_Cluster_V1_Checkpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Checkpoint"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}format\0\u{1}term\0\u{1}index\0\u{1}parts\0\u{1}writer\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}format\0\u{1}term\0\u{1}index\0\u{1}parts\0\u{1}writer\0\u{3}log_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -488,6 +510,7 @@ nonisolated extension Leasehold_Cluster_V1_Checkpoint: SwiftProtobuf.Message, Sw
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.index) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._parts) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.writer) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.logBytes) }()
       default: break
       }
     }
@@ -513,6 +536,9 @@ nonisolated extension Leasehold_Cluster_V1_Checkpoint: SwiftProtobuf.Message, Sw
     if !self.writer.isEmpty {
       try visitor.visitSingularStringField(value: self.writer, fieldNumber: 5)
     }
+    if self.logBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.logBytes, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -522,6 +548,7 @@ nonisolated extension Leasehold_Cluster_V1_Checkpoint: SwiftProtobuf.Message, Sw
     if lhs.index != rhs.index {return false}
     if lhs._parts != rhs._parts {return false}
     if lhs.writer != rhs.writer {return false}
+    if lhs.logBytes != rhs.logBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -3197,6 +3197,13 @@ public nonisolated struct Leasehold_V1_SnapshotCreated: Sendable {
 
   public var size: UInt64 = 0
 
+  /// SHA-256 of the whole file: a copy that does not match it is not the snapshot.
+  public var sha256: Data = Data()
+
+  /// In a cluster, the UUID of the volume it holds (16 bytes; empty for a single node):
+  /// a node copying a peer's snapshot takes only its own volume's.
+  public var volumeUuid: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -9709,7 +9716,7 @@ nonisolated extension Leasehold_V1_PinSettingChanged: SwiftProtobuf.Message, Swi
 
 nonisolated extension Leasehold_V1_SnapshotCreated: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SnapshotCreated"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}size\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}size\0\u{1}sha256\0\u{3}volume_uuid\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -9719,6 +9726,8 @@ nonisolated extension Leasehold_V1_SnapshotCreated: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.sha256) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.volumeUuid) }()
       default: break
       }
     }
@@ -9731,12 +9740,20 @@ nonisolated extension Leasehold_V1_SnapshotCreated: SwiftProtobuf.Message, Swift
     if self.size != 0 {
       try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 2)
     }
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularBytesField(value: self.sha256, fieldNumber: 3)
+    }
+    if !self.volumeUuid.isEmpty {
+      try visitor.visitSingularBytesField(value: self.volumeUuid, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Leasehold_V1_SnapshotCreated, rhs: Leasehold_V1_SnapshotCreated) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.size != rhs.size {return false}
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.volumeUuid != rhs.volumeUuid {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
