@@ -210,7 +210,10 @@ public final class EtcdSink: JournalSink {
     }
 
     private func encode(_ pending: Pending) throws -> Encoded {
-        let batch = try pending.batch.message.serializedBytes() as [UInt8]
+        // One change set with the batch's net effect: the log carries each key's last
+        // write and one drop of the event history, not every step's.
+        let net = JournalBatch(position: pending.batch.position, changeSets: [ChangeSet.coalescing(pending.batch.changeSets)])
+        let batch = try net.message.serializedBytes() as [UInt8]
         var entry = Leasehold_Cluster_V1_LogEntry()
         entry.format = 1
         entry.term = pending.batch.position.term
