@@ -35,8 +35,10 @@ public enum EtcdTestCluster {
     }
 
     /// A sink that leads a fresh cluster in the shared member.
-    public static func leaderSink(maxBatchesInFlight: Int = 8, limits: EtcdSink.Limits = EtcdSink.Limits()) async throws -> EtcdSink {
-        let members = try await EtcdMembers.shared()
+    /// - Parameter compacting: on the member of the tests that compact etcd's history
+    ///   (``EtcdMembers/sharedForCompaction()``).
+    public static func leaderSink(maxBatchesInFlight: Int = 8, limits: EtcdSink.Limits = EtcdSink.Limits(), compacting: Bool = false) async throws -> EtcdSink {
+        let members = compacting ? try await EtcdMembers.sharedForCompaction() : try await EtcdMembers.shared()
         let client = Self.client(members)
         let keys = ClusterKeys(cluster: Self.freshName())
         let (_, leadership) = try await Self.lead(keys, client: client)

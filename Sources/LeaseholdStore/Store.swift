@@ -19,18 +19,28 @@ public final class Store: Sendable {
     /// writer (one per file per process), so it follows every batch.
     let writtenPosition = Mutex<LogPosition?>(nil)
 
+    /// How a commit reaches the disk.
+    public enum Durability: Sendable {
+        /// `synchronous = FULL`: durable when `apply` returns (the journal's sink).
+        case full
+        /// `synchronous = NORMAL` in WAL mode: consistent after a crash, but a power loss
+        /// may take the last commits back (a cluster node's local copy, which etcd backs).
+        case consistent
+    }
+
     /// Opens (creating if needed) the database at `path` and migrates it to the current
     /// schema.
-    public init(path: String) throws {
+    public init(path: String, durability: Durability = .full) throws {
         self.path = path
         var configuration = Configuration()
         configuration.label = "leasehold"
         configuration.busyMode = .timeout(10)
         self.pool = try DatabasePool(path: path, configuration: configuration)
+        let (pragma, expected) = durability == .full ? ("FULL", 2) : ("NORMAL", 1)
         try self.pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA synchronous = \(pragma)")
             let level = try Int.fetchOne(db, sql: "PRAGMA synchronous")
-            guard level == 2 else { throw StoreError.settingRefused("synchronous = FULL (got \(level ?? -1))") }
+            guard level == expected else { throw StoreError.settingRefused("synchronous = \(pragma) (got \(level ?? -1))") }
         }
         let migrator = StoreSchema.migrator
         let pending = try self.pool.read { db in try migrator.appliedIdentifiers(db) }

@@ -16,7 +16,7 @@ import Testing
 struct LogCompactorTests {
     @Test("the tail the policy bounds is measured in etcd: entries, bytes of the entries since the checkpoint, the age of the oldest; a fresh compactor sees the same")
     func tailMeasures() async throws {
-        var leader = try await SimulatedLeader.start(seed: 23)
+        var leader = try await SimulatedLeader.start(seed: 23, compacting: true)
         let sink = leader.sink
         try await leader.run(30, batchEach: true)
         func tail(_ compactor: LogCompactor, now: Int64 = Int64(Date().timeIntervalSince1970 * 1_000)) async throws -> CompactionPolicy.Tail {
@@ -57,7 +57,7 @@ struct LogCompactorTests {
 
     @Test("a checkpoint replaces the entries before it; loading, and catching up from behind it, give the same state; etcd's history below it is gone")
     func compacts() async throws {
-        var leader = try await SimulatedLeader.start(seed: 17)
+        var leader = try await SimulatedLeader.start(seed: 17, compacting: true)
         let (sink, journal) = (leader.sink, leader.journal)
         try await leader.run(60, batchEach: true)
         let follower = LogFollower(client: sink.client, keys: sink.keys)

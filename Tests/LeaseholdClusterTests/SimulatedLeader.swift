@@ -13,8 +13,8 @@ struct SimulatedLeader {
     var simulation: Simulation
 
     /// The sink leads; the simulation's initial image is the first durable batch.
-    static func start(seed: UInt64) async throws -> SimulatedLeader {
-        let sink = try await EtcdTestCluster.leaderSink()
+    static func start(seed: UInt64, compacting: Bool = false) async throws -> SimulatedLeader {
+        let sink = try await EtcdTestCluster.leaderSink(compacting: compacting)
         var simulation = Simulation(seed: seed)
         simulation.keepsChanges = true
         var options = Journal.Options()

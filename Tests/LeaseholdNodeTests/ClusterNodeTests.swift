@@ -279,7 +279,8 @@ struct ClusterNodeTests {
 
     @Test("a node joining after a compaction copies a standby's snapshot with its node identity and applies the log after it; without the node role it is refused and reads etcd's checkpoint; a plain client may not copy snapshots")
     func joinFromPeer() async throws {
-        let members = try await EtcdMembers.shared()
+        // Its nodes compact etcd's history: not on the member other suites share.
+        let members = try await EtcdMembers.sharedForCompaction()
         let cluster = EtcdTestCluster.freshName()
         let keys = ClusterKeys(cluster: cluster)
         let volume = try await Self.initialize(cluster, members: members, nodeIdentities: ["node"])
