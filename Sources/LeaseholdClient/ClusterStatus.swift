@@ -31,6 +31,8 @@ public struct ClusterStatus: Sendable, Hashable, Codable {
         public var databaseBytes: UInt64
         /// Why it is not healthy.
         public var error: String?
+        /// Its raft term (0 when it did not answer): it grows with every etcd election.
+        public var raftTerm: UInt64
     }
 
     /// The cluster's name; empty for a single node.
@@ -60,7 +62,7 @@ public struct ClusterStatus: Sendable, Hashable, Codable {
         self.etcdMembers = wire.etcdMembers.map {
             EtcdMember(
                 name: $0.name, clientURL: $0.clientURL, healthy: $0.healthy, leader: $0.leader, databaseBytes: $0.dbSize,
-                error: $0.error.isEmpty ? nil : $0.error
+                error: $0.error.isEmpty ? nil : $0.error, raftTerm: $0.raftTerm
             )
         }
         self.problem = wire.problem.isEmpty ? nil : wire.problem

@@ -99,6 +99,7 @@ extension ClusterNode {
                 info.healthy = status.errors.isEmpty && status.leader != 0
                 info.leader = status.leader != 0 && status.leader == status.memberID
                 info.dbSize = UInt64(clamping: status.dbSize)
+                info.raftTerm = UInt64(clamping: status.raftTerm)
                 info.error = status.leader == 0 ? "it knows no raft leader (no quorum)" : status.errors.joined(separator: "; ")
             case .failure(let error)?:
                 info.error = "\(error)"

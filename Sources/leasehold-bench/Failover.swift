@@ -17,10 +17,11 @@ struct FailoverBench {
         var leader: String
         var recovery: Duration
         var longestStall: Duration
-        /// The etcd member that led raft before the signal and once every client was back
-        /// (`nil`: none said so); reported apart, since an etcd election costs writes too.
-        var etcdLeaders: (before: String?, after: String?)
-        var etcdLeaderChanged: Bool { self.etcdLeaders.before != self.etcdLeaders.after }
+        /// etcd's raft term (the highest a member reported) before the signal and once every
+        /// client was back: a higher one means etcd elected a leader in the round, which
+        /// costs writes too, so such rounds are reported apart.
+        var etcdTerms: (before: UInt64, after: UInt64)
+        var etcdLeaderChanged: Bool { self.etcdTerms.after > self.etcdTerms.before }
     }
 
     /// What the workers share: acknowledgement times around each kill, and what their
@@ -168,7 +169,7 @@ struct FailoverBench {
                 throw BenchError("round \(round): no node leads: \(status)")
             }
             let pid = try cluster.pid(of: index)
-            let etcdLeaderBefore = status.etcdMembers.first(where: \.leader)?.name
+            let etcdTermBefore = status.etcdMembers.map(\.raftTerm).max() ?? 0
             let killedAt = tally.kill(term: leader.term)
             kill(pid, self.signal)
             try await Self.waitUntil("every client acknowledged by the new leader", timeout: .seconds(60)) { tally.allBack }
@@ -177,10 +178,10 @@ struct FailoverBench {
             let after = try await admin.clusterStatus()
             let result = Round(
                 leader: leader.name, recovery: first - killedAt, longestStall: stall,
-                etcdLeaders: (etcdLeaderBefore, after.etcdMembers.first(where: \.leader)?.name)
+                etcdTerms: (etcdTermBefore, after.etcdMembers.map(\.raftTerm).max() ?? 0)
             )
             rounds.append(result)
-            let etcdNote = result.etcdLeaderChanged ? "; etcd leader changed \(result.etcdLeaders.before ?? "none") → \(result.etcdLeaders.after ?? "none")" : ""
+            let etcdNote = result.etcdLeaderChanged ? "; etcd elected a leader (raft term \(result.etcdTerms.before) → \(result.etcdTerms.after))" : ""
             print(
                 "round \(round): \(signalName) \(leader.name) (term \(leader.term)); first acknowledgement by the new leader after \(Self.seconds(result.recovery)), longest client stall \(Self.seconds(result.longestStall))\(etcdNote)"
             )

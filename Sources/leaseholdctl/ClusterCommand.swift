@@ -65,7 +65,7 @@ struct ClusterCommand: AsyncParsableCommand {
                     status.etcdMembers.map {
                         .object([
                             ("name", .string($0.name)), ("clientURL", .string($0.clientURL)), ("healthy", .bool($0.healthy)), ("leader", .bool($0.leader)),
-                            ("dbSize", .number($0.databaseBytes)), ("error", $0.error.map { .string($0) } ?? .null),
+                            ("dbSize", .number($0.databaseBytes)), ("raftTerm", .number($0.raftTerm)), ("error", $0.error.map { .string($0) } ?? .null),
                         ])
                     }
                 )

@@ -251,6 +251,7 @@ struct ClusterNodeTests {
         #expect(overview.nodes.first { $0.name == leader.name }?.connectedClients ?? 0 >= 1, "the host's connection")
         #expect(overview.etcdMembers.count == members.members.count && overview.etcdMembers.allSatisfy(\.healthy), "\(overview.etcdMembers)")
         #expect(overview.etcdMembers.filter(\.leader).count == 1)
+        #expect(overview.etcdMembers.allSatisfy { $0.raftTerm > 0 }, "each member's raft term: \(overview.etcdMembers.map(\.raftTerm))")
 
         // Graceful handover: the leader settles and resigns; the standby takes over.
         host.close()

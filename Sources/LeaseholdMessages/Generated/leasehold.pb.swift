@@ -3552,6 +3552,9 @@ public nonisolated struct Leasehold_V1_EtcdMemberInfo: Sendable {
   /// Why it is not healthy.
   public var error: String = String()
 
+  /// Its raft term (0 when it did not answer): a higher one means etcd elected a leader.
+  public var raftTerm: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -10330,7 +10333,7 @@ nonisolated extension Leasehold_V1_ClusterNodeInfo: SwiftProtobuf.Message, Swift
 
 nonisolated extension Leasehold_V1_EtcdMemberInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EtcdMemberInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}client_url\0\u{1}healthy\0\u{1}leader\0\u{3}db_size\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}client_url\0\u{1}healthy\0\u{1}leader\0\u{3}db_size\0\u{1}error\0\u{3}raft_term\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -10344,6 +10347,7 @@ nonisolated extension Leasehold_V1_EtcdMemberInfo: SwiftProtobuf.Message, SwiftP
       case 4: try { try decoder.decodeSingularBoolField(value: &self.leader) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.dbSize) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.raftTerm) }()
       default: break
       }
     }
@@ -10368,6 +10372,9 @@ nonisolated extension Leasehold_V1_EtcdMemberInfo: SwiftProtobuf.Message, SwiftP
     if !self.error.isEmpty {
       try visitor.visitSingularStringField(value: self.error, fieldNumber: 6)
     }
+    if self.raftTerm != 0 {
+      try visitor.visitSingularUInt64Field(value: self.raftTerm, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -10378,6 +10385,7 @@ nonisolated extension Leasehold_V1_EtcdMemberInfo: SwiftProtobuf.Message, SwiftP
     if lhs.leader != rhs.leader {return false}
     if lhs.dbSize != rhs.dbSize {return false}
     if lhs.error != rhs.error {return false}
+    if lhs.raftTerm != rhs.raftTerm {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
