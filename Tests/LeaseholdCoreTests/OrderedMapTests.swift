@@ -6,54 +6,63 @@ import Testing
 @Suite("OrderedMap")
 struct OrderedMapTests {
     @Test("matches a sorted-array model on random operations", arguments: TestSeed.seeds(default: [1, 2, 3]))
-    func randomOperationsMatchModel(seed: UInt64) {
-        print(TestSeed.replayHint(seed: seed, test: "OrderedMapTests"))
-        var random = SeededGenerator(seed: seed)
-        var map = OrderedMap<Int, Int>()
-        var model: [Int: Int] = [:]
-        var snapshots: [(OrderedMap<Int, Int>, [Int: Int])] = []
-        for step in 0..<20_000 {
-            let key = random.int(0...3_000)
-            switch random.int(0...9) {
-            case 0...4:
-                let value = random.int(0...1_000_000)
-                #expect(map.updateValue(value, forKey: key) == model.updateValue(value, forKey: key))
-            case 5...7:
-                #expect(map.removeValue(forKey: key) == model.removeValue(forKey: key))
-            case 8:
-                let delta = random.int(1...5)
-                let changed: Void? = map.modifyValue(forKey: key) { $0 += delta }
-                if model[key] != nil {
-                    model[key]! += delta
-                    #expect(changed != nil)
-                } else {
-                    #expect(changed == nil)
+    func randomOperationsMatchModel(seed: UInt64) async throws {
+        // CPU-bound: on a low-priority thread of its own (see RecoveryTests).
+        let failures = try await onOwnThread { () -> [String] in
+            var failures: [String] = []
+            func check(_ condition: Bool, _ what: @autoclosure () -> String = "", line: Int = #line) {
+                if !condition, failures.count < 20 { failures.append("line \(line) \(what())") }
+            }
+            print(TestSeed.replayHint(seed: seed, test: "OrderedMapTests"))
+            var random = SeededGenerator(seed: seed)
+            var map = OrderedMap<Int, Int>()
+            var model: [Int: Int] = [:]
+            var snapshots: [(OrderedMap<Int, Int>, [Int: Int])] = []
+            for step in 0..<20_000 {
+                let key = random.int(0...3_000)
+                switch random.int(0...9) {
+                case 0...4:
+                    let value = random.int(0...1_000_000)
+                    check(map.updateValue(value, forKey: key) == model.updateValue(value, forKey: key))
+                case 5...7:
+                    check(map.removeValue(forKey: key) == model.removeValue(forKey: key))
+                case 8:
+                    let delta = random.int(1...5)
+                    let changed: Void? = map.modifyValue(forKey: key) { $0 += delta }
+                    if model[key] != nil {
+                        model[key]! += delta
+                        check(changed != nil)
+                    } else {
+                        check(changed == nil)
+                    }
+                default:
+                    if snapshots.count < 8 { snapshots.append((map, model)) }
                 }
-            default:
-                if snapshots.count < 8 { snapshots.append((map, model)) }
+                check(map.count == model.count)
+                if step % 500 == 0 {
+                    check(map.structuralProblems() == [])
+                    let sortedModel = model.sorted { $0.key < $1.key }
+                    check(map.map(\.key) == sortedModel.map(\.key))
+                    check(map.map(\.value) == sortedModel.map(\.value))
+                }
+                guard step % 20 == 0 else { continue }
+                let probe = random.int(-5...3_005)
+                let keys = model.keys
+                check(map.floor(probe)?.key == keys.filter { $0 <= probe }.max())
+                check(map.lower(probe)?.key == keys.filter { $0 < probe }.max())
+                check(map.ceiling(probe)?.key == keys.filter { $0 >= probe }.min())
+                check(map.higher(probe)?.key == keys.filter { $0 > probe }.min())
+                check(map[probe] == model[probe])
             }
-            #expect(map.count == model.count)
-            if step % 500 == 0 {
-                #expect(map.structuralProblems() == [])
-                let sortedModel = model.sorted { $0.key < $1.key }
-                #expect(map.map(\.key) == sortedModel.map(\.key))
-                #expect(map.map(\.value) == sortedModel.map(\.value))
+            // Copies taken along the way were not disturbed by later mutations.
+            for (copy, copyModel) in snapshots {
+                check(copy.structuralProblems() == [])
+                check(copy.map(\.key) == copyModel.keys.sorted())
+                check(copy.map(\.value) == copyModel.sorted { $0.key < $1.key }.map(\.value))
             }
-            guard step % 20 == 0 else { continue }
-            let probe = random.int(-5...3_005)
-            let keys = model.keys
-            #expect(map.floor(probe)?.key == keys.filter { $0 <= probe }.max())
-            #expect(map.lower(probe)?.key == keys.filter { $0 < probe }.max())
-            #expect(map.ceiling(probe)?.key == keys.filter { $0 >= probe }.min())
-            #expect(map.higher(probe)?.key == keys.filter { $0 > probe }.min())
-            #expect(map[probe] == model[probe])
+            return failures
         }
-        // Copies taken along the way were not disturbed by later mutations.
-        for (copy, copyModel) in snapshots {
-            #expect(copy.structuralProblems() == [])
-            #expect(copy.map(\.key) == copyModel.keys.sorted())
-            #expect(copy.map(\.value) == copyModel.sorted { $0.key < $1.key }.map(\.value))
-        }
+        #expect(failures.isEmpty, "\(failures)")
     }
 
     @Test("iterates from a key and survives mutation during iteration")
