@@ -97,24 +97,23 @@ public final class EtcdMembers: Sendable {
     private static let sharedMember = Mutex<Task<EtcdMembers, any Error>?>(nil)
     private static let compactingMember = Mutex<Task<EtcdMembers, any Error>?>(nil)
 
-    /// One member shared by the tests that compact etcd's history (compaction tests, nodes
-    /// with a short compaction policy). etcd's `Compact` is keyspace-wide: on the
-    /// ``shared()`` member it would end other tests' watches and reads from older revisions.
-    public static func sharedForCompaction() async throws -> EtcdMembers {
-        let task = Self.compactingMember.withLock { task in
-            if let task { return task }
-            let started = Task { try await EtcdMembers.start(members: 1) }
-            task = started
-            return started
-        }
-        return try await task.value
-    }
-
     /// One member shared by every test of the process that only needs an etcd to write
     /// to (each uses its own cluster name); started by the first that asks, ended with
     /// the process.
     public static func shared() async throws -> EtcdMembers {
-        let task = Self.sharedMember.withLock { task in
+        try await Self.once(Self.sharedMember)
+    }
+
+    /// One member shared by the tests that compact etcd's history (compaction tests, nodes
+    /// with a short compaction policy). etcd's `Compact` is keyspace-wide: on the
+    /// ``shared()`` member it would end other tests' watches and reads from older revisions.
+    public static func sharedForCompaction() async throws -> EtcdMembers {
+        try await Self.once(Self.compactingMember)
+    }
+
+    /// The member `slot` holds, started by the first caller.
+    private static func once(_ slot: borrowing Mutex<Task<EtcdMembers, any Error>?>) async throws -> EtcdMembers {
+        let task = slot.withLock { task in
             if let task { return task }
             let started = Task { try await EtcdMembers.start(members: 1) }
             task = started
