@@ -143,7 +143,13 @@ extension LeaseholdClient {
         guard FileManager.default.createFile(atPath: path, contents: nil) else {
             throw LeaseholdError.invalidArgument("cannot create \(path)")
         }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        let handle: FileHandle
+        do {
+            handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
         var hash = SHA256()
         var offset: UInt64 = 0
         do {

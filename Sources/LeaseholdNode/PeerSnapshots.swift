@@ -82,6 +82,8 @@ public struct PeerSnapshots: Sendable {
                     continue
                 }
                 return (image, peer.name)
+            } catch is CancellationError {
+                return nil
             } catch {
                 self.logger.info("could not copy a peer's snapshot; trying the next", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
             }

@@ -33,6 +33,20 @@ extension LeaseholdServer {
         if !names.isEmpty { logger.info("removed snapshot files of an earlier run", metadata: ["snapshot.files": "\(names.count)"]) }
     }
 
+    /// Removes snapshot files older than `age` (a reader that gave up, a peer's copy that
+    /// timed out): none is read that long after it was made.
+    func removeSnapshots(olderThan age: TimeInterval = 900) {
+        let directory = self.snapshotDirectory
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        let cutoff = Date().addingTimeInterval(-age)
+        for name in names where name.hasPrefix("snapshot-") {
+            let path = (directory as NSString).appendingPathComponent(name)
+            if let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date, modified < cutoff {
+                try? FileManager.default.removeItem(atPath: path)
+            }
+        }
+    }
+
     /// What `snapshotCreated` says of the file at `path`: its size, SHA-256 and volume.
     func created(_ name: String, at path: String) throws -> WireResponse {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw LeaseholdError.notFound("snapshot '\(name)' is gone") }
@@ -66,6 +80,7 @@ extension LeaseholdServer {
             connection.reply(id, .failure(self.notLeader))
             return
         }
+        self.removeSnapshots()
         let serial = self.snapshotCounter.add(1, ordering: .relaxed).newValue
         let name = "snapshot-\(serving.owner.epoch)-\(serial)-\(UInt32.random(in: .min ... .max)).db"
         let directory = self.snapshotDirectory
@@ -99,6 +114,7 @@ extension LeaseholdServer {
             connection.reply(id, .failure(self.notLeader))
             return
         }
+        self.removeSnapshots()
         let name = "snapshot-standby-\(image.position.term)-\(image.position.index)-\(UInt32.random(in: .min ... .max)).image"
         let path = (self.snapshotDirectory as NSString).appendingPathComponent(name)
         do {
