@@ -86,10 +86,17 @@ struct LeaderElectionTests {
         #expect(a.isWithinDeadline, "a renews its lease while its keepalives get through")
         proxy.refuse(true)
         proxy.cutAll()
-        try await eventually("a's deadline passes", timeout: .seconds(Int64(granted) + 5)) { !a.isWithinDeadline }
-        // The fence closed before etcd expired a's lease: the key is still there.
+        // The fence closes before etcd expires a's lease: the key is never seen gone while a
+        // still counts itself within its deadline (read first, deadline checked after: a
+        // poll that wakes late on a loaded machine cannot make this fail wrongly).
         let keyA = try #require(a.key)
-        #expect(try await client.range(keyA).kvs.first?.createRevision == Int64(termA), "a's deadline passed after its key was gone")
+        var goneWhileLeading = false
+        try await eventually("a's deadline passes", timeout: .seconds(Int64(granted) + 5)) {
+            let present = try await client.range(keyA).kvs.first?.createRevision == Int64(termA)
+            if !present && a.isWithinDeadline { goneWhileLeading = true }
+            return !a.isWithinDeadline
+        }
+        #expect(!goneWhileLeading, "a's key was gone while a still counted itself within its deadline")
 
         let termB = try await campaignB.value
         #expect(termB > termA)
