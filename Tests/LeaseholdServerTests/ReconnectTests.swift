@@ -71,13 +71,15 @@ struct ReconnectTests {
 
     @Test("pushes made while a client is disconnected are replayed on resume, in order")
     func replay() async throws {
-        let cluster = try await TestCluster.start { $0.coordinator.recallTimeout = .seconds(5) }
+        // Generous TTLs and recall timeout: the first seconds of a full run on 2 cores can
+        // starve this process for tens of seconds, and nothing here waits for an expiry.
+        let cluster = try await TestCluster.start { $0.coordinator.recallTimeout = .seconds(60) }
         let proxy = try await FaultProxy.start(to: cluster.port)
         let client = try await cluster.client("gpu-0") { Self.throughProxy(&$0, proxy) }
         let other = try await cluster.client("truncater")
-        let session = try await client.openSession(ttl: .seconds(3))
+        let session = try await client.openSession(ttl: .seconds(60))
         let events = EventLog(session)
-        let breaker = try await other.openSession(ttl: .seconds(3))
+        let breaker = try await other.openSession(ttl: .seconds(60))
         var inodes: [InodeID] = []
         var pins: [PinID] = []
         for _ in 0..<3 {
@@ -87,14 +89,14 @@ struct ReconnectTests {
         }
         proxy.refuse(true)
         proxy.cutAll()
-        try await eventually("the client notices the lost connection") {
+        try await eventually("the client notices the lost connection", timeout: .seconds(60)) {
             if case .connecting = client.connection.state.withLock({ $0.machine.phase }) { return true }
             return false
         }
         for inode in inodes { _ = try await breaker.truncate(inode, size: 0) }
         #expect(events.all.allSatisfy { if case .pinRecall = $0 { false } else { true } })
         proxy.refuse(false)
-        _ = try await events.first("resumed") { event -> Bool? in
+        _ = try await events.first("resumed", timeout: .seconds(60)) { event -> Bool? in
             if case .resumed = event { return true }
             return nil
         }
