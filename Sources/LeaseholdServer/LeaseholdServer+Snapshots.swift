@@ -26,25 +26,29 @@ extension LeaseholdServer {
     /// its end, a peer's copy cut short): no reader of those survives a restart.
     static func removeSnapshots(in dataDirectory: String, logger: Logger) {
         let directory = (dataDirectory as NSString).appendingPathComponent("snapshots")
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        for name in names where name.hasPrefix("snapshot-") || name.hasPrefix("peer-") {
-            try? FileManager.default.removeItem(atPath: (directory as NSString).appendingPathComponent(name))
-        }
-        if !names.isEmpty { logger.info("removed snapshot files of an earlier run", metadata: ["snapshot.files": "\(names.count)"]) }
+        let removed = Self.removeFiles(in: directory, prefixes: ["snapshot-", "peer-"], before: nil)
+        if removed > 0 { logger.info("removed snapshot files of an earlier run", metadata: ["snapshot.files": "\(removed)"]) }
     }
 
     /// Removes snapshot files older than `age` (a reader that gave up, a peer's copy that
     /// timed out): none is read that long after it was made.
     func removeSnapshots(olderThan age: TimeInterval = 900) {
-        let directory = self.snapshotDirectory
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        let cutoff = Date().addingTimeInterval(-age)
-        for name in names where name.hasPrefix("snapshot-") {
+        _ = Self.removeFiles(in: self.snapshotDirectory, prefixes: ["snapshot-"], before: Date().addingTimeInterval(-age))
+    }
+
+    /// Removes the files of `directory` whose names start with one of `prefixes` (and, given
+    /// `cutoff`, were last modified before it). - Returns: how many.
+    private static func removeFiles(in directory: String, prefixes: [String], before cutoff: Date?) -> Int {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return 0 }
+        var removed = 0
+        for name in names where prefixes.contains(where: name.hasPrefix) {
             let path = (directory as NSString).appendingPathComponent(name)
-            if let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date, modified < cutoff {
-                try? FileManager.default.removeItem(atPath: path)
+            if let cutoff {
+                guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date, modified < cutoff else { continue }
             }
+            if (try? FileManager.default.removeItem(atPath: path)) != nil { removed += 1 }
         }
+        return removed
     }
 
     /// What `snapshotCreated` says of the file at `path`: its size, SHA-256 and volume.
