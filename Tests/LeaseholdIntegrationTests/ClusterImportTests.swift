@@ -12,8 +12,7 @@ import Testing
 struct ClusterImportTests {
     static func leaseholdd(_ arguments: [String]) async throws -> (status: Int32, output: String) {
         let child = try Child("leaseholdd", arguments)
-        let status = await child.wait(timeout: .seconds(60))
-        try? await Task.sleep(for: .milliseconds(20))
+        let status = try await child.waitForEnd(timeout: .seconds(60))
         return (status, child.stdout + child.stderr)
     }
 

@@ -83,7 +83,7 @@ struct ClusterProcessTests {
                     "--min-ttl", "200ms", "--recall-timeout", "2s", "--release-delay", "200ms",
                 ]
             )
-            let status = await initialize.wait(timeout: .seconds(60))
+            let status = try await initialize.waitForEnd(timeout: .seconds(60))
             guard status == 0 else { throw DaemonFailed(message: "leaseholdd cluster init exited \(status): \(initialize.stderr)") }
             let nodes = try ["n0", "n1"].map { try Node(name: $0, cluster: cluster, etcd: etcd.endpoints, tls: tls) }
             for node in nodes { try await node.start() }

@@ -222,7 +222,7 @@ struct IntegrationTests {
                 (try await daemon.ctlJSON(["sessions"]) as! [[String: Any]]).allSatisfy { $0["identity"] as? String != "host-c" }
             }
             stopped.signal(SIGCONT)
-            let status = await stopped.wait()
+            let status = try await stopped.waitForEnd()
             #expect(status == 21, "exit 10 + sessionExpired(11): \(stopped.stdout)")
             #expect(stopped.stdout.contains("session ended: sessionExpired"))
             #expect(stopped.stdout.contains("fenced"))

@@ -107,7 +107,7 @@ struct LeaseholdctlTests {
             #expect(deregistered.status == 0, "\(deregistered.errors)")
             #expect((try await daemon.ctlJSON(["targets"]) as! [Any]).isEmpty)
             watch.signal(SIGTERM)
-            await watch.wait()
+            try await watch.waitForEnd()
             let events = watch.stdout.split(separator: "\n").compactMap { try? self.json(String($0)) }
             let revisions = events.map { $0.int("revision") }
             #expect(revisions == revisions.sorted() && Set(revisions).count == revisions.count && !revisions.isEmpty)
@@ -127,7 +127,7 @@ struct LeaseholdctlTests {
         let initialised = try Child("leaseholdctl", ["certs", "init", "--data-dir", directory])
         #expect(await initialised.wait() == 0)
         let issued = try Child("leaseholdctl", ["certs", "issue", "ops-alice", "--data-dir", directory, "--admin"])
-        #expect(await issued.wait() == 0)
+        #expect(try await issued.waitForEnd() == 0)
         #expect(issued.stdout.contains("--admin ops-alice"))
         let bad = try Child("leaseholdctl", ["certs", "issue", "../etc", "--data-dir", directory])
         #expect(await bad.wait() != 0)

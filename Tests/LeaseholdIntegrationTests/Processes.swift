@@ -9,18 +9,55 @@ import Testing
 /// The built executables sit next to the test bundle.
 let productsDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
 
-/// Bytes collected from a pipe.
+/// Bytes collected from a pipe by its readability handler. A process's exit does not
+/// mean its output was read (the handler may run later), nor that the pipe ends: a child
+/// spawned meanwhile by another test may hold its write end open.
 final class Collected: Sendable {
-    let data = Mutex(Data())
-    func append(_ more: Data) { self.data.withLock { $0.append(more) } }
-    var text: String { String(decoding: self.data.withLock { $0 }, as: UTF8.self) }
+    private let state = Mutex((data: Data(), reading: false, ended: false))
+    let handle: FileHandle
+
+    init(_ pipe: Pipe) {
+        self.handle = pipe.fileHandleForReading
+        self.handle.readabilityHandler = { [weak self] handle in self?.receive(handle) }
+    }
+
+    /// The readability handler's step: an empty read is the end of the pipe.
+    private func receive(_ handle: FileHandle) {
+        self.state.withLock { $0.reading = true }
+        let more = handle.availableData
+        let ended = self.state.withLock { state in
+            state.reading = false
+            if more.isEmpty { state.ended = true } else { state.data.append(more) }
+            return state.ended
+        }
+        if ended { handle.readabilityHandler = nil }
+    }
+
+    /// Whether every byte written to the pipe so far is in ``text``: the pipe holds
+    /// nothing unread (POLLIN; a pipe whose writers all closed reports POLLHUP alone, and
+    /// the handler is not always called for that end) while no read is under way. Once
+    /// the writer exited, true stays true. (The pipe is polled before the flag is read: a
+    /// read that emptied it before the poll still holds the flag after it.)
+    var isDrained: Bool {
+        var descriptor = pollfd(fd: self.handle.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        let unread = poll(&descriptor, 1, 0) > 0 && descriptor.revents & Int16(POLLIN) != 0
+        return self.state.withLock { $0.ended || (!unread && !$0.reading) }
+    }
+
+    var text: String { String(decoding: self.state.withLock { $0.data }, as: UTF8.self) }
+    /// What ``isDrained`` looks at, for a failure's message.
+    var diagnosis: String {
+        var descriptor = pollfd(fd: self.handle.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, 0)
+        return self.state.withLock { "poll \(ready) revents \(descriptor.revents), ended \($0.ended), reading \($0.reading), \($0.data.count) bytes" }
+    }
 }
 
 /// A child process with its output collected as it arrives.
 final class Child: Sendable {
     let process: Process
-    let output = Collected()
-    let errors = Collected()
+    let output: Collected
+    let errors: Collected
     let name: String
 
     init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
@@ -36,14 +73,8 @@ final class Child: Sendable {
         self.process.standardOutput = out
         self.process.standardError = err
         self.process.standardInput = FileHandle.nullDevice
-        let output = self.output
-        let errors = self.errors
-        out.fileHandleForReading.readabilityHandler = { handle in
-            output.append(handle.availableData)
-        }
-        err.fileHandleForReading.readabilityHandler = { handle in
-            errors.append(handle.availableData)
-        }
+        self.output = Collected(out)
+        self.errors = Collected(err)
         try self.process.run()
         Children.shared.add(self)
     }
@@ -68,6 +99,20 @@ final class Child: Sendable {
         }
         Children.shared.remove(self)
         return self.process.terminationStatus
+    }
+
+    /// Waits for the process to exit and for all it wrote to be collected.
+    @discardableResult
+    func waitForEnd(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        let status = await self.wait(timeout: timeout)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !(self.output.isDrained && self.errors.isDrained) {
+            guard ContinuousClock.now < deadline else {
+                throw DaemonFailed(message: "\(self.name) exited (\(status)) but its output was not read within 10 s: stdout \(self.output.diagnosis); stderr \(self.errors.diagnosis)")
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return status
     }
 
     /// Waits until standard output contains `text`.
@@ -178,8 +223,7 @@ final class Daemon: Sendable {
     /// Runs `leaseholdctl` to the end: exit status and standard output.
     func ctl(_ arguments: [String], as identity: String = "admin") async throws -> (status: Int32, output: String, errors: String) {
         let child = try self.ctlProcess(arguments, as: identity)
-        let status = await child.wait()
-        try? await Task.sleep(for: .milliseconds(20))  // let the pipes drain
+        let status = try await child.waitForEnd()
         return (status, child.stdout, child.stderr)
     }
 
