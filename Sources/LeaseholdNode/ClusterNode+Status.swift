@@ -77,11 +77,17 @@ extension ClusterNode {
         let statuses = await withTaskGroup(of: (Int, Result<EtcdStatus, any Error>).self) { group in
             for (index, member) in listed.enumerated() where !member.url.isEmpty {
                 group.addTask {
+                    // The result first, then the tuple: `return (index, .success(try await
+                    // ...))` inside `do` in a closure comes back with index 0 from a
+                    // release build of Swift 6.3.1 (an optimizer bug, reproduced apart),
+                    // and every member but one read as not started.
+                    let result: Result<EtcdStatus, any Error>
                     do {
-                        return (index, .success(try await client.status(of: member.url, timeout: Self.memberStatusTimeout)))
+                        result = .success(try await client.status(of: member.url, timeout: Self.memberStatusTimeout))
                     } catch {
-                        return (index, .failure(error))
+                        result = .failure(error)
                     }
+                    return (index, result)
                 }
             }
             var results: [Int: Result<EtcdStatus, any Error>] = [:]

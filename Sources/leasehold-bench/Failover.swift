@@ -17,11 +17,27 @@ struct FailoverBench {
         var leader: String
         var recovery: Duration
         var longestStall: Duration
-        /// etcd's raft term (the highest a member reported) before the signal and once every
-        /// client was back: a higher one means etcd elected a leader in the round, which
-        /// costs writes too, so such rounds are reported apart.
-        var etcdTerms: (before: UInt64, after: UInt64)
-        var etcdLeaderChanged: Bool { self.etcdTerms.after > self.etcdTerms.before }
+        /// etcd's raft term (the highest a member reported; `nil` when no member's status
+        /// was read in time) before the signal and once every client was back: a higher
+        /// one means etcd elected a leader in the round, which costs writes too, so such
+        /// rounds are reported apart.
+        var etcdTerms: (before: UInt64?, after: UInt64?)
+        /// Whether etcd elected a leader in the round; `nil` when a term was not read.
+        var etcdLeaderChanged: Bool? {
+            guard let before = self.etcdTerms.before, let after = self.etcdTerms.after else { return nil }
+            return after > before
+        }
+
+        /// Why the members' status was not read, or the cluster status's own problem.
+        static func unread(_ status: ClusterStatus) -> String {
+            let errors = status.etcdMembers.map { "\($0.name): \($0.error ?? "term 0")" }
+            return (errors + [status.problem].compactMap { $0 }).joined(separator: "; ")
+        }
+
+        /// The highest raft term of the members whose status was read (0 is none read).
+        static func raftTerm(_ status: ClusterStatus) -> UInt64? {
+            status.etcdMembers.map(\.raftTerm).filter { $0 > 0 }.max()
+        }
     }
 
     /// What the workers share: acknowledgement times around each kill, and what their
@@ -169,7 +185,8 @@ struct FailoverBench {
                 throw BenchError("round \(round): no node leads: \(status)")
             }
             let pid = try cluster.pid(of: index)
-            let etcdTermBefore = status.etcdMembers.map(\.raftTerm).max() ?? 0
+            let etcdTermBefore = Round.raftTerm(status)
+            let unreadBefore = Round.unread(status)
             let killedAt = tally.kill(term: leader.term)
             kill(pid, self.signal)
             try await Self.waitUntil("every client acknowledged by the new leader", timeout: .seconds(60)) { tally.allBack }
@@ -178,10 +195,17 @@ struct FailoverBench {
             let after = try await admin.clusterStatus()
             let result = Round(
                 leader: leader.name, recovery: first - killedAt, longestStall: stall,
-                etcdTerms: (etcdTermBefore, after.etcdMembers.map(\.raftTerm).max() ?? 0)
+                etcdTerms: (etcdTermBefore, Round.raftTerm(after))
             )
             rounds.append(result)
-            let etcdNote = result.etcdLeaderChanged ? "; etcd elected a leader (raft term \(result.etcdTerms.before) → \(result.etcdTerms.after))" : ""
+            let etcdNote =
+                switch result.etcdLeaderChanged {
+                case true?: "; etcd elected a leader (raft term \(result.etcdTerms.before!) → \(result.etcdTerms.after!))"
+                case false?: ""
+                case nil:
+                    "; etcd's raft term not read "
+                        + (result.etcdTerms.before == nil ? "before the signal (\(unreadBefore))" : "after the round (\(Round.unread(after)))")
+                }
             print(
                 "round \(round): \(signalName) \(leader.name) (term \(leader.term)); first acknowledgement by the new leader after \(Self.seconds(result.recovery)), longest client stall \(Self.seconds(result.longestStall))\(etcdNote)"
             )
@@ -206,10 +230,12 @@ struct FailoverBench {
         print("kills \(rounds.count); operations \(state.operations)")
         print("first acknowledgement after the kill: p50 \(Self.seconds(recoveries[recoveries.count / 2])), max \(Self.seconds(recoveries.last!))")
         print("longest client stall: p50 \(Self.seconds(stalls[stalls.count / 2])), max \(Self.seconds(stalls.last!))")
-        let quiet = rounds.filter { !$0.etcdLeaderChanged }.map(\.recovery).sorted()
+        let quiet = rounds.filter { $0.etcdLeaderChanged == false }.map(\.recovery).sorted()
+        let elected = rounds.filter { $0.etcdLeaderChanged == true }.count
         print(
-            "rounds with an etcd leader change: \(rounds.count - quiet.count)"
-                + (quiet.count < rounds.count && !quiet.isEmpty ? "; without them: first acknowledgement p50 \(Self.seconds(quiet[quiet.count / 2])), max \(Self.seconds(quiet.last!))" : "")
+            "rounds with an etcd leader change: \(elected); not known (raft term not read): \(rounds.count - quiet.count - elected)"
+                + (quiet.count < rounds.count && !quiet.isEmpty
+                    ? "; rounds known without one: first acknowledgement p50 \(Self.seconds(quiet[quiet.count / 2])), max \(Self.seconds(quiet.last!))" : "")
         )
         print("sessions in jeopardy: \(state.jeopardies); sessions ended: \(state.endings.count); worker errors: \(state.errors.count)")
         for line in (state.endings + state.errors).prefix(10) { print("  \(line)") }
