@@ -9,10 +9,7 @@ struct OrderedMapTests {
     func randomOperationsMatchModel(seed: UInt64) async throws {
         // CPU-bound: on a low-priority thread of its own (see RecoveryTests).
         let failures = try await onOwnThread { () -> [String] in
-            var failures: [String] = []
-            func check(_ condition: Bool, _ what: @autoclosure () -> String = "", line: Int = #line) {
-                if !condition, failures.count < 20 { failures.append("line \(line) \(what())") }
-            }
+            var checks = OffContextChecks()
             print(TestSeed.replayHint(seed: seed, test: "OrderedMapTests"))
             var random = SeededGenerator(seed: seed)
             var map = OrderedMap<Int, Int>()
@@ -23,44 +20,44 @@ struct OrderedMapTests {
                 switch random.int(0...9) {
                 case 0...4:
                     let value = random.int(0...1_000_000)
-                    check(map.updateValue(value, forKey: key) == model.updateValue(value, forKey: key))
+                    checks.check(map.updateValue(value, forKey: key) == model.updateValue(value, forKey: key))
                 case 5...7:
-                    check(map.removeValue(forKey: key) == model.removeValue(forKey: key))
+                    checks.check(map.removeValue(forKey: key) == model.removeValue(forKey: key))
                 case 8:
                     let delta = random.int(1...5)
                     let changed: Void? = map.modifyValue(forKey: key) { $0 += delta }
                     if model[key] != nil {
                         model[key]! += delta
-                        check(changed != nil)
+                        checks.check(changed != nil)
                     } else {
-                        check(changed == nil)
+                        checks.check(changed == nil)
                     }
                 default:
                     if snapshots.count < 8 { snapshots.append((map, model)) }
                 }
-                check(map.count == model.count)
+                checks.check(map.count == model.count)
                 if step % 500 == 0 {
-                    check(map.structuralProblems() == [])
+                    checks.check(map.structuralProblems() == [])
                     let sortedModel = model.sorted { $0.key < $1.key }
-                    check(map.map(\.key) == sortedModel.map(\.key))
-                    check(map.map(\.value) == sortedModel.map(\.value))
+                    checks.check(map.map(\.key) == sortedModel.map(\.key))
+                    checks.check(map.map(\.value) == sortedModel.map(\.value))
                 }
                 guard step % 20 == 0 else { continue }
                 let probe = random.int(-5...3_005)
                 let keys = model.keys
-                check(map.floor(probe)?.key == keys.filter { $0 <= probe }.max())
-                check(map.lower(probe)?.key == keys.filter { $0 < probe }.max())
-                check(map.ceiling(probe)?.key == keys.filter { $0 >= probe }.min())
-                check(map.higher(probe)?.key == keys.filter { $0 > probe }.min())
-                check(map[probe] == model[probe])
+                checks.check(map.floor(probe)?.key == keys.filter { $0 <= probe }.max())
+                checks.check(map.lower(probe)?.key == keys.filter { $0 < probe }.max())
+                checks.check(map.ceiling(probe)?.key == keys.filter { $0 >= probe }.min())
+                checks.check(map.higher(probe)?.key == keys.filter { $0 > probe }.min())
+                checks.check(map[probe] == model[probe])
             }
             // Copies taken along the way were not disturbed by later mutations.
             for (copy, copyModel) in snapshots {
-                check(copy.structuralProblems() == [])
-                check(copy.map(\.key) == copyModel.keys.sorted())
-                check(copy.map(\.value) == copyModel.sorted { $0.key < $1.key }.map(\.value))
+                checks.check(copy.structuralProblems() == [])
+                checks.check(copy.map(\.key) == copyModel.keys.sorted())
+                checks.check(copy.map(\.value) == copyModel.sorted { $0.key < $1.key }.map(\.value))
             }
-            return failures
+            return checks.failures
         }
         #expect(failures.isEmpty, "\(failures)")
     }

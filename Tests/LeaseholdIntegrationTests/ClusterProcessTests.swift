@@ -360,9 +360,15 @@ struct ClusterProcessTests {
             return true
         }
         world.etcd.kill(1)
-        // Any node still answers ClusterStatus, saying what it could not read.
+        // Any node still answers ClusterStatus, saying what it could not read. The member
+        // left knows its raft leader until an election timeout passes without one (or, if
+        // it led, until check-quorum deposes it), so it may read healthy at first.
         let asker = try await world.client(world.nodes, acceptsStandby: true, reconnectTimeout: .seconds(20))
-        let overview = try await asker.clusterStatus()
+        var overview = try await asker.clusterStatus()
+        try await eventually("the member left reads unhealthy", timeout: .seconds(30)) {
+            overview = try await asker.clusterStatus()
+            return !overview.etcdMembers.contains(where: \.healthy)
+        }
         asker.close()
         #expect(overview.problem != nil, "\(overview)")
         #expect(overview.etcdMembers.count == 3 && !overview.etcdMembers.contains(where: \.healthy), "\(overview.etcdMembers)")
