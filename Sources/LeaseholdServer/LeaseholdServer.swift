@@ -63,6 +63,10 @@ public final class LeaseholdServer: Service, Sendable {
     /// Runs once a graceful shutdown has settled: no more requests run, everything released
     /// is durable and queued to its connection (cluster mode: resign here).
     let settled = Mutex<(@Sendable () async -> Void)?>(nil)
+    /// Set once ``run()`` shuts the event loops down: a ``shutdown()`` after that (SIGTERM
+    /// to a cluster node that already stopped serving) has nothing left to close, and
+    /// scheduling on a loop that shut down is an error in NIO (a crash in its strict mode).
+    let loopsShutDown = Mutex(false)
     /// Where a standby answers admin queries from (cluster mode); `nil`: it refuses them.
     let standbyReads = Mutex<StandbyReads?>(nil)
     /// Where `ClusterStatus` is answered from (cluster mode); `nil`: this node alone.
@@ -251,6 +255,7 @@ public final class LeaseholdServer: Service, Sendable {
             serving.journal.close()
             try serving.sink.close()
         }
+        self.loopsShutDown.withLock { $0 = true }
         try await self.group.shutdownGracefully()
         self.logger.notice("stopped")
     }
@@ -264,7 +269,16 @@ public final class LeaseholdServer: Service, Sendable {
     /// Starts a graceful shutdown: stops accepting connections; ``run()`` then drains
     /// and returns.
     public func shutdown() {
-        self.serverChannel.channel.close(promise: nil)
+        let channel = self.serverChannel.channel
+        // On its loop, the loop runs; from elsewhere `close` only enqueues, under the lock
+        // that orders it before the loops shut down.
+        if channel.eventLoop.inEventLoop {
+            channel.close(promise: nil)
+        } else {
+            self.loopsShutDown.withLock { shutDown in
+                if !shutDown { channel.close(promise: nil) }
+            }
+        }
     }
 
     /// The current epoch (incremented at every start and every takeover); a standby's is
