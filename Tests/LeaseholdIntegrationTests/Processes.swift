@@ -39,17 +39,23 @@ final class Collected: Sendable {
     /// the writer exited, true stays true. (The pipe is polled before the flag is read: a
     /// read that emptied it before the poll still holds the flag after it.)
     var isDrained: Bool {
-        var descriptor = pollfd(fd: self.handle.fileDescriptor, events: Int16(POLLIN), revents: 0)
-        let unread = poll(&descriptor, 1, 0) > 0 && descriptor.revents & Int16(POLLIN) != 0
+        let unread = self.polled().revents & Int16(POLLIN) != 0
         return self.state.withLock { $0.ended || (!unread && !$0.reading) }
     }
 
     var text: String { String(decoding: self.state.withLock { $0.data }, as: UTF8.self) }
+
     /// What ``isDrained`` looks at, for a failure's message.
     var diagnosis: String {
+        let polled = self.polled()
+        return self.state.withLock { "poll \(polled.ready) revents \(polled.revents), ended \($0.ended), reading \($0.reading), \($0.data.count) bytes" }
+    }
+
+    /// The pipe's read end polled without waiting: `poll`'s result and the events it set.
+    private func polled() -> (ready: Int32, revents: Int16) {
         var descriptor = pollfd(fd: self.handle.fileDescriptor, events: Int16(POLLIN), revents: 0)
         let ready = poll(&descriptor, 1, 0)
-        return self.state.withLock { "poll \(ready) revents \(descriptor.revents), ended \($0.ended), reading \($0.reading), \($0.data.count) bytes" }
+        return (ready, ready > 0 ? descriptor.revents : 0)
     }
 }
 
